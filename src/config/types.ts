@@ -1,0 +1,37 @@
+import type { HtpasswdUsers } from '../auth/types.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Timeouts {
+  /** Time allowed for a client to send complete request headers (slowloris guard). */
+  readonly headersMs: number;
+  /** A client connection with no traffic in either direction for this long is closed. */
+  readonly idleMs: number;
+  /** Idle keep-alive connections between requests are closed after this. */
+  readonly keepAliveMs: number;
+  /** Connecting to the upstream, and waiting for its response headers. */
+  readonly upstreamMs: number;
+  /** How long in-flight requests may run on after SIGTERM before they are cut. */
+  readonly shutdownMs: number;
+}
+
+/** The validated, frozen configuration of `serve`. */
+export interface Config {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly upstream: URL;
+  readonly tls: {
+    readonly certFile: string;
+    readonly keyFile: string;
+    /** PEM text as read at start-up (leaf first, then any chain). */
+    readonly cert: string;
+    readonly key: string;
+  };
+  readonly htpasswdFile: string;
+  /** Users as parsed at start-up. */
+  readonly users: HtpasswdUsers;
+  readonly realm: string;
+  /** Origin clients use (`https://registry.example.com`), or null: rewritten URLs are then relative. */
+  readonly publicUrl: URL | null;
+  readonly logLevel: LogLevel;
+  readonly timeouts: Timeouts;
+}

@@ -1,0 +1,37 @@
+// One table of the errors the gateway raises on purpose, each with a stable code.
+// Codes are part of the interface: logs and tests match on them, never on messages.
+
+export const ERRORS = {
+  CONFIG_INVALID: { exitCode: 2, summary: 'invalid configuration' },
+  USAGE: { exitCode: 2, summary: 'invalid command line' },
+  HTPASSWD_INVALID: { exitCode: 2, summary: 'htpasswd file cannot be used' },
+  AUTH_BUSY: { exitCode: 1, summary: 'too many password verifications waiting' },
+  AUTH_WORKER_FAILED: { exitCode: 1, summary: 'password verification worker failed' },
+  UPSTREAM_UNREACHABLE: { exitCode: 1, summary: 'upstream registry unreachable' },
+  UPSTREAM_TIMEOUT: { exitCode: 1, summary: 'upstream registry timed out' },
+  UPSTREAM_BAD_RESPONSE: { exitCode: 1, summary: 'upstream registry sent an unusable response' },
+  LISTEN_FAILED: { exitCode: 1, summary: 'cannot listen' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  /** Individual problems, each a complete sentence naming what to fix. */
+  readonly problems: readonly string[];
+
+  constructor(code: ErrorCode, message?: string, options?: { problems?: readonly string[]; cause?: unknown }) {
+    super(message ?? ERRORS[code].summary, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.problems = options?.problems ?? [];
+  }
+
+  get exitCode(): number {
+    return ERRORS[this.code].exitCode;
+  }
+}
+
+export function isGatewayError(err: unknown, code?: ErrorCode): err is GatewayError {
+  return err instanceof GatewayError && (code === undefined || err.code === code);
+}
