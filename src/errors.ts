@@ -7,6 +7,7 @@ export const ERRORS = {
   HTPASSWD_INVALID: { exitCode: 2, summary: 'htpasswd file cannot be used' },
   AUTH_BUSY: { exitCode: 1, summary: 'too many password verifications waiting' },
   AUTH_WORKER_FAILED: { exitCode: 1, summary: 'password verification worker failed' },
+  CLIENT_TIMEOUT: { exitCode: 1, summary: 'client stopped sending its request body' },
   UPSTREAM_UNREACHABLE: { exitCode: 1, summary: 'upstream registry unreachable' },
   UPSTREAM_TIMEOUT: { exitCode: 1, summary: 'upstream registry timed out' },
   UPSTREAM_BAD_RESPONSE: { exitCode: 1, summary: 'upstream registry sent an unusable response' },

@@ -1,0 +1,51 @@
+#!/usr/bin/env node
+// Entry point: dispatch to one command; each command returns the process exit code.
+
+import { createRequire } from 'node:module';
+import { serve } from './serve.js';
+
+const USAGE = `Usage: registry-gateway <command> [options]
+
+Commands:
+  serve     run the gateway (see registry-gateway serve --help)
+
+Options:
+  -h, --help     show this help
+  -v, --version  show the version
+`;
+
+function version(): string {
+  const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    case '-v':
+    case '--version':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    default:
+      process.stderr.write(`registry-gateway: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`registry-gateway: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

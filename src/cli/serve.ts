@@ -1,0 +1,43 @@
+// `registry-gateway serve`: validate everything, listen, and run until SIGTERM/SIGINT.
+
+import { loadConfig, parseServeFlags } from '../config/load.js';
+import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
+import { isGatewayError } from '../errors.js';
+import { startGateway } from '../server/gateway.js';
+import { createLogger } from '../server/logger.js';
+
+export const SERVE_USAGE = `Usage: registry-gateway serve [options]
+
+Terminates TLS, checks HTTP basic auth against an htpasswd file and streams every request to a
+plain-HTTP Docker registry. Every option can also be set by its environment variable; a flag wins.
+
+Options:
+${formatOptionsHelp(SERVE_OPTIONS)}
+  -h, --help  show this help
+`;
+
+export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  try {
+    if (parseServeFlags(argv).help) {
+      process.stdout.write(SERVE_USAGE);
+      return 0;
+    }
+    const config = await loadConfig(argv, env);
+    const log = createLogger(config.logLevel);
+    const gateway = await startGateway(config, { logger: log });
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
+    log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
+    await gateway.close();
+    log.info('stopped');
+    log.flush();
+    return 0;
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    process.stderr.write(`registry-gateway: ${err.message}\n`);
+    for (const problem of err.problems) process.stderr.write(`  - ${problem}\n`);
+    return err.exitCode;
+  }
+}

@@ -1,0 +1,74 @@
+// Flags + environment -> one validated, frozen Config. Every problem is collected and reported
+// at once, each naming the flag or variable it came from, so a user fixes them in one pass.
+
+import { parseArgs } from 'node:util';
+import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
+import { GatewayError } from '../errors.js';
+import { loadTlsFiles } from '../tls/load.js';
+import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
+import type { Config } from './types.js';
+import { parseListen, parseLogLevel, parsePublicUrl, parseRealm, parseSeconds, parseUpstream, type Parsed } from './validate.js';
+
+const HEADERS_TIMEOUT_MS = 60_000;
+const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+
+/** Parse the command line of `serve`; unknown flags are a usage error naming the flag. */
+export function parseServeFlags(argv: string[]): { flags: Record<string, string | undefined>; help: boolean } {
+  const options = Object.fromEntries(SERVE_OPTIONS.map((o) => [o.flag, { type: 'string' as const }]));
+  try {
+    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    const { help, ...flags } = values;
+    return { flags: flags as Record<string, string | undefined>, help: help === true };
+  } catch (err) {
+    throw new GatewayError('USAGE', `${(err as Error).message}; see registry-gateway serve --help`);
+  }
+}
+
+export async function loadConfig(argv: string[], env: Readonly<Record<string, string | undefined>>, now = new Date()): Promise<Config> {
+  const { flags } = parseServeFlags(argv);
+  const values = resolveOptionValues(flags, env);
+  const problems: string[] = [];
+  const label = (name: OptionName) => values[name].source;
+  const take = <T>(name: OptionName, parse: (text: string) => Parsed<T>): T | null => {
+    const text = values[name].value;
+    if (text === null) return null;
+    const parsed = parse(text);
+    if (parsed.ok) return parsed.value;
+    problems.push(`${label(name)}: ${parsed.problem}`);
+    return null;
+  };
+
+  const listen = take('listen', parseListen);
+  const upstream = take('upstream', parseUpstream);
+  const realm = take('realm', parseRealm);
+  const publicUrl = take('public-url', parsePublicUrl);
+  const logLevel = take('log-level', parseLogLevel);
+  const upstreamMs = take('upstream-timeout', parseSeconds);
+  const idleMs = take('idle-timeout', parseSeconds);
+  const shutdownMs = take('shutdown-timeout', parseSeconds);
+
+  const certFile = values['tls-cert'].value!;
+  const keyFile = values['tls-key'].value!;
+  const tls = await loadTlsFiles({ certFile, certSource: label('tls-cert'), keyFile, keySource: label('tls-key') }, now);
+  problems.push(...tls.problems);
+
+  const htpasswdFile = values.htpasswd.value!;
+  const htpasswd = await readHtpasswdFile(htpasswdFile);
+  problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
+
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || !tls.files) {
+    throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
+  }
+
+  return Object.freeze({
+    listen: Object.freeze(listen),
+    upstream,
+    tls: Object.freeze({ certFile, keyFile, cert: tls.files.cert, key: tls.files.key }),
+    htpasswdFile,
+    users: htpasswd.users,
+    realm,
+    publicUrl,
+    logLevel,
+    timeouts: Object.freeze({ headersMs: HEADERS_TIMEOUT_MS, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
+  });
+}

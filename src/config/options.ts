@@ -1,0 +1,50 @@
+// The options of `serve`: one table, from which flag parsing, environment lookup and --help derive.
+
+export interface OptionSpec {
+  readonly flag: string;
+  readonly env: string;
+  readonly value: string;
+  readonly default: string | null;
+  readonly help: string;
+}
+
+export const SERVE_OPTIONS = [
+  { flag: 'listen', env: 'GATEWAY_LISTEN', value: 'HOST:PORT', default: '0.0.0.0:8443', help: 'address and port to serve HTTPS on ([::]:8443 for IPv6)' },
+  { flag: 'upstream', env: 'GATEWAY_UPSTREAM', value: 'URL', default: 'http://127.0.0.1:5000', help: 'the plain-HTTP registry to forward to' },
+  { flag: 'tls-cert', env: 'GATEWAY_TLS_CERT', value: 'FILE', default: 'certs/server.crt', help: 'PEM certificate, optionally followed by its chain' },
+  { flag: 'tls-key', env: 'GATEWAY_TLS_KEY', value: 'FILE', default: 'certs/server.key', help: 'PEM private key of that certificate' },
+  { flag: 'htpasswd', env: 'GATEWAY_HTPASSWD', value: 'FILE', default: './htpasswd', help: 'users, as written by Apache htpasswd (bcrypt, apr1 or {SHA})' },
+  { flag: 'realm', env: 'GATEWAY_REALM', value: 'TEXT', default: 'Registry Realm', help: 'realm of the Basic challenge' },
+  { flag: 'public-url', env: 'GATEWAY_PUBLIC_URL', value: 'URL', default: null, help: 'origin clients use, e.g. https://registry.example.com (default: rewritten URLs are relative)' },
+  { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
+  { flag: 'upstream-timeout', env: 'GATEWAY_UPSTREAM_TIMEOUT', value: 'SECONDS', default: '300', help: 'wait this long for the upstream to connect, answer or send more before giving up (504)' },
+  { flag: 'idle-timeout', env: 'GATEWAY_IDLE_TIMEOUT', value: 'SECONDS', default: '300', help: 'close a client connection that sends and receives nothing for this long' },
+  { flag: 'shutdown-timeout', env: 'GATEWAY_SHUTDOWN_TIMEOUT', value: 'SECONDS', default: '30', help: 'on SIGTERM, let in-flight requests finish for up to this long' },
+] as const satisfies readonly OptionSpec[];
+
+export type OptionName = (typeof SERVE_OPTIONS)[number]['flag'];
+
+export function formatOptionsHelp(options: readonly OptionSpec[]): string {
+  const rows = options.map((o) => [`--${o.flag} ${o.value}`, o.env, o.default === null ? '' : `(default ${o.default})`, o.help]);
+  const width = (i: number) => Math.max(...rows.map((r) => r[i]!.length));
+  const [w0, w1] = [width(0), width(1)];
+  return rows
+    .map((r) => `  ${r[0]!.padEnd(w0)}  ${r[1]!.padEnd(w1)}  ${r[3]} ${r[2]}`.trimEnd())
+    .join('\n');
+}
+
+/** Flag wins over environment, environment over default. */
+export function resolveOptionValues(
+  flags: Readonly<Record<string, string | undefined>>,
+  env: Readonly<Record<string, string | undefined>>,
+): Record<OptionName, { value: string | null; source: string }> {
+  const out = {} as Record<OptionName, { value: string | null; source: string }>;
+  for (const o of SERVE_OPTIONS) {
+    const fromFlag = flags[o.flag];
+    const fromEnv = env[o.env];
+    if (fromFlag !== undefined) out[o.flag] = { value: fromFlag, source: `--${o.flag}` };
+    else if (fromEnv !== undefined && fromEnv !== '') out[o.flag] = { value: fromEnv, source: o.env };
+    else out[o.flag] = { value: o.default, source: `--${o.flag}/${o.env}` };
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+// Pure validators for single option values. Each returns the parsed value or a problem sentence
+// that says what is wrong and what to do; the caller prefixes the flag and variable names.
+
+import type { LogLevel } from './types.js';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const bad = <T>(problem: string): Parsed<T> => ({ ok: false, problem });
+
+export function parseListen(text: string): Parsed<{ host: string; port: number }> {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text.trim());
+  if (!match) return bad(`"${text}" is not HOST:PORT; write e.g. 0.0.0.0:8443 or [::]:8443`);
+  const port = Number(match[3]);
+  if (port > 65535) return bad(`port ${port} is out of range; use 1-65535`);
+  return ok({ host: match[1] ?? match[2]!, port });
+}
+
+function parseUrl(text: string): URL | null {
+  try {
+    return new URL(text.trim());
+  } catch {
+    return null;
+  }
+}
+
+function hasOnlyOrigin(url: URL): boolean {
+  return (url.pathname === '/' || url.pathname === '') && url.search === '' && url.hash === '';
+}
+
+export function parseUpstream(text: string): Parsed<URL> {
+  const url = parseUrl(text);
+  if (!url) return bad(`"${text}" is not a URL; write e.g. http://127.0.0.1:5000`);
+  if (url.protocol !== 'http:') {
+    return bad(`"${text}" must be an http:// URL: the gateway terminates TLS and speaks plain HTTP to the registry`);
+  }
+  if (url.username || url.password) return bad(`"${text}" must not hold credentials: the gateway never forwards any`);
+  if (!hasOnlyOrigin(url)) return bad(`"${text}" must be an origin only (no path, query or fragment), e.g. http://registry:5000`);
+  return ok(url);
+}
+
+export function parsePublicUrl(text: string): Parsed<URL> {
+  const url = parseUrl(text);
+  if (!url) return bad(`"${text}" is not a URL; write e.g. https://registry.example.com`);
+  if (url.protocol !== 'https:') return bad(`"${text}" must be an https:// URL: clients reach the gateway over TLS`);
+  if (url.username || url.password) return bad(`"${text}" must not hold credentials`);
+  if (!hasOnlyOrigin(url)) return bad(`"${text}" must be an origin only (no path, query or fragment), e.g. https://registry.example.com`);
+  return ok(url);
+}
+
+export function parseRealm(text: string): Parsed<string> {
+  if (text.length === 0) return bad('the realm is empty; give a short name such as "Registry Realm"');
+  if (/["\\\p{Cc}]/u.test(text)) return bad(`"${text}" must not contain quotes, backslashes or control characters`);
+  return ok(text);
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function parseLogLevel(text: string): Parsed<LogLevel> {
+  const level = text.trim().toLowerCase() as LogLevel;
+  return LOG_LEVELS.includes(level) ? ok(level) : bad(`"${text}" is not a log level; use one of ${LOG_LEVELS.join(', ')}`);
+}
+
+/** A duration in seconds (fractions allowed), returned in milliseconds. */
+export function parseSeconds(text: string): Parsed<number> {
+  const seconds = Number(text.trim());
+  if (text.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) {
+    return bad(`"${text}" is not a positive number of seconds`);
+  }
+  return ok(Math.round(seconds * 1000));
+}

@@ -1,0 +1,106 @@
+// Streaming one request to the upstream and its response back, both ways through
+// stream.pipeline so backpressure holds and an error on either side tears down the other:
+// a client that goes away aborts the upstream request, and an upstream that breaks mid-body
+// breaks the client's connection, so a truncated transfer never looks complete.
+
+import http from 'node:http';
+import { pipeline } from 'node:stream';
+import type { Logger } from 'pino';
+import { sendRegistryError } from '../server/responses.js';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from './headers.js';
+import type { RewriteContext } from './rewrite.js';
+import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout, type Upstream } from './upstream.js';
+
+export interface ForwardSettings {
+  readonly upstream: Upstream;
+  readonly rewrite: RewriteContext;
+  readonly realm: string;
+  /** `host[:port]` we tell the upstream it is reached at (X-Forwarded-Host). */
+  readonly forwardedHost: string;
+  readonly log: Logger;
+}
+
+/** The parts of a request's state that forwarding fills in, for the access log. */
+export interface ForwardState {
+  readonly remoteAddress: string;
+  bytesIn: number;
+  bytesOut: number;
+  upstreamStatus: number | null;
+  failure: string | null;
+}
+
+export function forward(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings): void {
+  const { upstream } = settings;
+  const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost });
+  const upstreamReq = http.request(upstreamRequestOptions(upstream, req.method ?? 'GET', req.url ?? '/', headers));
+
+  // No traffic with the upstream for this long: while the client is still sending, the client
+  // stalled (408); otherwise the upstream did (504).
+  upstreamReq.setTimeout(upstream.timeoutMs, () => {
+    upstreamReq.destroy(req.complete ? upstreamTimeout(upstream) : clientStalled(upstream.timeoutMs));
+  });
+
+  req.on('data', (chunk: Buffer) => {
+    state.bytesIn += chunk.length;
+  });
+  // Not stream.pipeline: it would destroy the client's request, and with it the socket, before
+  // we could answer 502 when the upstream fails early.
+  req.pipe(upstreamReq);
+  req.on('error', (err) => upstreamReq.destroy(err));
+
+  upstreamReq.on('response', (upstreamRes) => relayResponse(req, res, upstreamRes, state, settings));
+  upstreamReq.on('error', (err) => {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    req.unpipe(upstreamReq);
+    if (res.destroyed) return;
+    const failure = describeUpstreamFailure(err);
+    state.failure = failure.reason;
+    settings.log.error({ upstream: upstream.origin, reason: failure.reason, method: req.method, path: req.url?.split('?')[0] }, failure.message);
+    sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, { connection: 'close' });
+  });
+
+  // The client went away before the whole response was written: stop the upstream work too.
+  res.on('close', () => {
+    if (!res.writableFinished) upstreamReq.destroy();
+  });
+}
+
+function relayResponse(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstreamRes: http.IncomingMessage,
+  state: ForwardState,
+  settings: ForwardSettings,
+): void {
+  const status = upstreamRes.statusCode ?? 502;
+  state.upstreamStatus = status;
+  try {
+    const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
+      ...settings.rewrite,
+      status,
+      realm: settings.realm,
+      registryApi: true,
+    });
+    res.writeHead(status, upstreamRes.statusMessage, headers);
+  } catch (err) {
+    // A header Node refuses to write (say, one with a CR/LF in it) is the upstream's fault.
+    upstreamRes.destroy();
+    state.failure = `unusable upstream response: ${(err as Error).message}`;
+    settings.log.error({ upstream: settings.upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
+    sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', { connection: 'close' });
+    return;
+  }
+  upstreamRes.on('data', (chunk: Buffer) => {
+    state.bytesOut += chunk.length;
+  });
+  pipeline(upstreamRes, res, (err) => {
+    if (!err) return;
+    state.failure ??= `response interrupted: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
+    // Destroying the socket is what tells the client the body is short: never end it cleanly.
+    res.destroy();
+    req.destroy();
+  });
+}

@@ -1,0 +1,58 @@
+// Pure rewriting of the URLs the upstream registry tells clients about.
+//
+// The registry builds absolute URLs from whatever origin it believes it has (its own address,
+// its `http.host` setting, or the X-Forwarded-* headers we send). Clients must only ever see the
+// public origin: containerd, for one, drops credentials when a Location changes host or scheme.
+
+export interface RewriteContext {
+  /** `https://registry.example.com`, or null to make rewritten URLs relative. */
+  readonly publicOrigin: string | null;
+  /** Origins that are certainly the upstream's own (its address, what we forwarded as the host). */
+  readonly upstreamOrigins: ReadonlySet<string>;
+}
+
+const ABSOLUTE = /^([a-z][a-z0-9+.-]*:)?\/\/([^/?#]*)(.*)$/is;
+
+function isRegistryApiPath(pathAndQuery: string): boolean {
+  return pathAndQuery === '/v2' || pathAndQuery.startsWith('/v2/') || pathAndQuery.startsWith('/v2?');
+}
+
+function originOf(value: string): string | null {
+  try {
+    return new URL(value).origin.toLowerCase();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Rewrite one URL the upstream reported. Relative URLs are kept. An absolute URL naming a registry
+ * API path (`/v2/...`) is moved onto the public origin when it is on a known upstream origin, or on
+ * any origin when the response is not a redirect (the registry may be configured with an `http.host`
+ * we cannot know). A redirect elsewhere (a storage backend's presigned URL) passes byte for byte.
+ * The path and query are kept byte for byte: the registry signs its `_state` parameter.
+ */
+export function rewriteUrl(value: string, ctx: RewriteContext, isRedirect: boolean): string {
+  const match = ABSOLUTE.exec(value);
+  if (!match) return value;
+  const rest = match[3] ?? '';
+  if (!isRegistryApiPath(rest)) return value;
+  const origin = originOf(match[1] ? value : `http:${value}`);
+  if (origin === null) return value;
+  if (isRedirect && !ctx.upstreamOrigins.has(origin)) return value;
+  return (ctx.publicOrigin ?? '') + rest;
+}
+
+export function rewriteLocation(value: string, ctx: RewriteContext, status: number): string {
+  return rewriteUrl(value, ctx, status >= 300 && status < 400);
+}
+
+/** Rewrite every `<URI>` of a Link header value (RFC 8288), keeping parameters as they are. */
+export function rewriteLink(value: string, ctx: RewriteContext): string {
+  return value.replace(/<([^>]*)>/g, (_all, uri: string) => `<${rewriteUrl(uri, ctx, false)}>`);
+}
+
+/** The gateway's own Basic challenge, replacing whatever realm or token server the upstream names. */
+export function basicChallenge(realm: string): string {
+  return `Basic realm="${realm}"`;
+}

@@ -1,0 +1,62 @@
+// The upstream registry: one keep-alive agent shared by every request, and how its failures map
+// to what the client is told.
+
+import http from 'node:http';
+import { GatewayError, isGatewayError } from '../errors.js';
+
+export interface Upstream {
+  readonly url: URL;
+  readonly origin: string;
+  readonly agent: http.Agent;
+  readonly timeoutMs: number;
+  close(): void;
+}
+
+export function createUpstream(url: URL, timeoutMs: number): Upstream {
+  const agent = new http.Agent({
+    keepAlive: true,
+    // Docker pulls and pushes several layers at once per client; leave room for many clients.
+    maxSockets: 512,
+    maxFreeSockets: 64,
+    scheduling: 'lifo',
+  });
+  return { url, origin: url.origin.toLowerCase(), agent, timeoutMs, close: () => agent.destroy() };
+}
+
+export function upstreamRequestOptions(upstream: Upstream, method: string, path: string, headers: http.OutgoingHttpHeaders): http.RequestOptions {
+  return {
+    protocol: 'http:',
+    hostname: upstream.url.hostname.replace(/^\[|\]$/g, ''),
+    port: upstream.url.port || 80,
+    method,
+    path,
+    headers,
+    agent: upstream.agent,
+  };
+}
+
+export interface UpstreamFailure {
+  readonly status: 408 | 502 | 504;
+  readonly message: string;
+  readonly reason: string;
+}
+
+/** What to tell the client when the upstream request failed before any response header. */
+export function describeUpstreamFailure(err: unknown): UpstreamFailure {
+  if (isGatewayError(err, 'CLIENT_TIMEOUT')) {
+    return { status: 408, message: 'request body stalled', reason: err.message };
+  }
+  if (isGatewayError(err, 'UPSTREAM_TIMEOUT')) {
+    return { status: 504, message: 'upstream registry timed out', reason: err.message };
+  }
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return { status: 502, message: 'upstream registry unavailable', reason: code ?? String((err as Error)?.message ?? err) };
+}
+
+export function upstreamTimeout(upstream: Upstream): GatewayError {
+  return new GatewayError('UPSTREAM_TIMEOUT', `no answer from ${upstream.origin} within ${upstream.timeoutMs} ms`);
+}
+
+export function clientStalled(timeoutMs: number): GatewayError {
+  return new GatewayError('CLIENT_TIMEOUT', `client sent no request body for ${timeoutMs} ms`);
+}

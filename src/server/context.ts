@@ -1,0 +1,58 @@
+// What one request carries through the pipeline, and what its access-log line reports.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export interface RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly startedAt: bigint;
+  /** The request target's path, without the query: what routing and logs see. */
+  readonly path: string;
+  readonly remoteAddress: string;
+  user: string | null;
+  upstreamStatus: number | null;
+  bytesIn: number;
+  bytesOut: number;
+  /** Why the request failed, in words fit for the log (never a credential). */
+  failure: string | null;
+}
+
+export function createContext(req: IncomingMessage, res: ServerResponse): RequestContext {
+  const target = req.url ?? '/';
+  const queryAt = target.indexOf('?');
+  return {
+    req,
+    res,
+    startedAt: process.hrtime.bigint(),
+    path: queryAt === -1 ? target : target.slice(0, queryAt),
+    remoteAddress: req.socket.remoteAddress ?? 'unknown',
+    user: null,
+    upstreamStatus: null,
+    bytesIn: 0,
+    bytesOut: 0,
+    failure: null,
+  };
+}
+
+/** True while the request may still have body bytes the server has not read. */
+export function hasUnreadBody(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+export function accessLogFields(ctx: RequestContext): Record<string, unknown> {
+  return {
+    method: ctx.req.method,
+    path: ctx.path,
+    status: ctx.res.statusCode,
+    bytesIn: ctx.bytesIn,
+    bytesOut: ctx.bytesOut,
+    durationMs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n) / 1000,
+    user: ctx.user,
+    remote: ctx.remoteAddress,
+    upstreamStatus: ctx.upstreamStatus,
+    completed: ctx.res.writableFinished,
+    ...(ctx.failure ? { failure: ctx.failure } : {}),
+  };
+}

@@ -1,0 +1,97 @@
+// Wiring: config -> authenticator, upstream, TLS listener and request pipeline; and the orderly
+// way down again.
+
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import type { Config } from '../config/types.js';
+import { GatewayError } from '../errors.js';
+import type { ForwardSettings } from '../proxy/forward.js';
+import { createUpstream } from '../proxy/upstream.js';
+import { secureServerOptions } from '../tls/options.js';
+import { createLogger, type Logger } from './logger.js';
+import { createRequestHandler } from './pipeline.js';
+
+export interface RunningGateway {
+  /** `https://HOST:PORT` as bound (loopback host when listening on every address). */
+  readonly url: string;
+  readonly port: number;
+  readonly server: https.Server;
+  readonly authenticator: Authenticator;
+  /** Stop accepting, let in-flight requests finish for up to the shutdown timeout, then cut the rest. */
+  close(): Promise<void>;
+}
+
+function displayHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function forwardingSettings(config: Config, port: number, log: Logger): ForwardSettings {
+  const upstream = createUpstream(config.upstream, config.timeouts.upstreamMs);
+  const forwardedHost = config.publicUrl?.host ?? `${displayHost(config.listen.host)}:${port}`;
+  const upstreamOrigins = new Set([upstream.origin, `https://${forwardedHost}`.toLowerCase(), `http://${forwardedHost}`.toLowerCase()]);
+  if (config.publicUrl) upstreamOrigins.add(config.publicUrl.origin.toLowerCase());
+  return {
+    upstream,
+    rewrite: { publicOrigin: config.publicUrl?.origin ?? null, upstreamOrigins },
+    realm: config.realm,
+    forwardedHost,
+    log,
+  };
+}
+
+function listen(server: https.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(new GatewayError('LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.code ?? err.message}; check --listen`, { cause: err }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startGateway(config: Config, options: { logger?: Logger } = {}): Promise<RunningGateway> {
+  const log = options.logger ?? createLogger(config.logLevel);
+  const authenticator = createAuthenticator({ users: config.users });
+  let draining = false;
+  const server = https.createServer({
+    ...secureServerOptions(config.tls),
+    // Multi-GB layers take as long as they take: no limit on a whole request, but a client
+    // must finish its headers promptly and keep its connection busy.
+    requestTimeout: 0,
+    headersTimeout: config.timeouts.headersMs,
+    keepAliveTimeout: config.timeouts.keepAliveMs,
+    maxHeaderSize: 32 * 1024,
+  });
+  server.timeout = config.timeouts.idleMs;
+  server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
+
+  const port = await listen(server, config.listen.host, config.listen.port);
+  const forwarding = forwardingSettings(config, port, log);
+  const handler = createRequestHandler({ authenticator, forwarding, realm: config.realm, log, draining: () => draining });
+  server.on('request', handler);
+  // Answer `Expect: 100-continue` only once the credentials are checked.
+  server.on('checkContinue', handler);
+  log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: config.users.size }, 'registry-gateway listening');
+
+  const close = async (): Promise<void> => {
+    draining = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    // Connections become idle as their responses finish; close each as soon as it is.
+    const sweep = setInterval(() => server.closeIdleConnections(), 100);
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.timeouts.shutdownMs).unref());
+    await Promise.race([closed, deadline]);
+    clearInterval(sweep);
+    server.closeAllConnections();
+    await closed;
+    forwarding.upstream.close();
+    await authenticator.close();
+  };
+
+  return { url: `https://${displayHost(config.listen.host)}:${port}`, port, server, authenticator, close };
+}

@@ -1,0 +1,83 @@
+// The request pipeline: health -> route -> authenticate -> proxy. Each pass either answers the
+// request or hands it on; only the registry API is forwarded, and only once authenticated.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Authenticator } from '../auth/authenticator.js';
+import { isGatewayError } from '../errors.js';
+import { forward, type ForwardSettings } from '../proxy/forward.js';
+import { basicChallenge } from '../proxy/rewrite.js';
+import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from './context.js';
+import { answerLiveness, answerReadiness } from './health.js';
+import { sendJson, sendRegistryError } from './responses.js';
+
+export interface PipelineDeps {
+  readonly authenticator: Authenticator;
+  readonly forwarding: ForwardSettings;
+  readonly realm: string;
+  readonly log: Logger;
+  /** True once shutdown began: responses then close their connection. */
+  readonly draining: () => boolean;
+}
+
+export function isRegistryPath(path: string): boolean {
+  return path === '/v2' || path.startsWith('/v2/');
+}
+
+export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const ctx = createContext(req, res);
+    res.on('close', () => deps.log.info(accessLogFields(ctx), 'request'));
+    if (deps.draining()) res.setHeader('connection', 'close');
+    route(ctx, deps).catch((err: unknown) => {
+      // A fault of our own: answer if we still can, and never take the process down with it.
+      ctx.failure = `internal error: ${(err as Error)?.message ?? String(err)}`;
+      deps.log.error({ err, path: ctx.path }, 'request failed');
+      sendRegistryError(res, 500, 'UNAVAILABLE', 'internal gateway error', { connection: 'close' });
+    });
+  };
+}
+
+async function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
+  const { req, res } = ctx;
+  if (!ctx.path.startsWith('/')) {
+    sendJson(res, 400, JSON.stringify({ error: 'request target must be a path' }), { connection: 'close' });
+  } else if (ctx.path === '/healthz') {
+    answerLiveness(res);
+  } else if (ctx.path === '/readyz') {
+    await answerReadiness(res, deps.forwarding.upstream);
+  } else if (isRegistryPath(ctx.path)) {
+    if (await authenticate(ctx, deps)) {
+      if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+      forward(req, res, ctx, deps.forwarding);
+    }
+  } else {
+    sendJson(res, 404, JSON.stringify({ error: 'not found' }));
+  }
+}
+
+/** Answers 401 (or 503 when verification is overloaded) itself and returns false when the request may not pass. */
+async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<boolean> {
+  const { req, res } = ctx;
+  // A body we will not read must not be left on a connection we keep.
+  const closeIfBody = hasUnreadBody(req) ? { connection: 'close' } : {};
+  try {
+    const result = await deps.authenticator.authenticate(req.headers.authorization);
+    if (result.ok) {
+      ctx.user = result.user;
+      return true;
+    }
+    ctx.user = result.user;
+    ctx.failure = `authentication ${result.reason}`;
+  } catch (err) {
+    if (!isGatewayError(err, 'AUTH_BUSY')) throw err;
+    ctx.failure = 'authentication overloaded';
+    sendRegistryError(res, 503, 'UNAVAILABLE', 'too many logins at once; retry shortly', { 'retry-after': '1', ...closeIfBody });
+    return false;
+  }
+  sendRegistryError(res, 401, 'UNAUTHORIZED', 'authentication required', {
+    'www-authenticate': basicChallenge(deps.realm),
+    ...closeIfBody,
+  });
+  return false;
+}

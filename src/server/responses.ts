@@ -1,0 +1,35 @@
+// Answers the gateway writes itself, in the registry's own error format so clients print them.
+
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { API_VERSION, API_VERSION_HEADER } from '../proxy/headers.js';
+
+/** Error codes of the distribution API that the gateway itself answers with. */
+export type RegistryErrorCode = 'UNAUTHORIZED' | 'UNAVAILABLE' | 'TOOMANYREQUESTS' | 'NOTFOUND' | 'UNSUPPORTED';
+
+export function registryErrorBody(code: RegistryErrorCode, message: string): string {
+  return JSON.stringify({ errors: [{ code, message, detail: null }] });
+}
+
+export function sendJson(res: ServerResponse, status: number, body: string, headers: OutgoingHttpHeaders = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(body);
+}
+
+export function sendRegistryError(
+  res: ServerResponse,
+  status: number,
+  code: RegistryErrorCode,
+  message: string,
+  headers: OutgoingHttpHeaders = {},
+): void {
+  sendJson(res, status, registryErrorBody(code, message), { [API_VERSION_HEADER]: API_VERSION, ...headers });
+}

@@ -1,0 +1,79 @@
+// Reading and checking the certificate and key before we listen, so a bad pair is a clear
+// start-up error rather than a handshake failure every client has to puzzle over.
+
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+
+export interface TlsFilesInput {
+  readonly certFile: string;
+  readonly certSource: string;
+  readonly keyFile: string;
+  readonly keySource: string;
+}
+
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+async function readText(file: string, source: string, what: string, problems: string[]): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : `cannot be read (${code ?? String(err)})`;
+    problems.push(`${source}: ${what} file ${file} ${why}; give the path of a PEM ${what}`);
+    return null;
+  }
+}
+
+function parseLeaf(pem: string, file: string, source: string, problems: string[]): X509Certificate | null {
+  const blocks = pem.match(PEM_CERT);
+  if (!blocks) {
+    problems.push(`${source}: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+    return null;
+  }
+  try {
+    return new X509Certificate(blocks[0]);
+  } catch {
+    problems.push(`${source}: the first certificate in ${file} cannot be parsed; is it PEM?`);
+    return null;
+  }
+}
+
+function parseKey(pem: string, file: string, source: string, problems: string[]): KeyObject | null {
+  try {
+    return createPrivateKey(pem);
+  } catch {
+    problems.push(`${source}: ${file} is not an unencrypted PEM private key`);
+    return null;
+  }
+}
+
+function checkValidity(leaf: X509Certificate, file: string, source: string, now: Date, problems: string[]): void {
+  const notAfter = new Date(leaf.validTo);
+  const notBefore = new Date(leaf.validFrom);
+  if (notAfter <= now) problems.push(`${source}: the certificate in ${file} expired on ${notAfter.toISOString()}; renew it`);
+  else if (notBefore > now) problems.push(`${source}: the certificate in ${file} is not valid before ${notBefore.toISOString()}; check the clock or the certificate`);
+}
+
+/** Read both files and collect every problem found, rather than stopping at the first. */
+export async function loadTlsFiles(input: TlsFilesInput, now = new Date()): Promise<{ files: TlsFiles | null; problems: string[] }> {
+  const problems: string[] = [];
+  const [cert, key] = await Promise.all([
+    readText(input.certFile, input.certSource, 'certificate', problems),
+    readText(input.keyFile, input.keySource, 'private key', problems),
+  ]);
+  const leaf = cert === null ? null : parseLeaf(cert, input.certFile, input.certSource, problems);
+  const keyObject = key === null ? null : parseKey(key, input.keyFile, input.keySource, problems);
+  if (leaf) checkValidity(leaf, input.certFile, input.certSource, now, problems);
+  if (leaf && keyObject && !leaf.checkPrivateKey(keyObject)) {
+    problems.push(
+      `${input.keySource}: the key in ${input.keyFile} does not belong to the certificate in ${input.certFile}; give the matching pair`,
+    );
+  }
+  return { files: problems.length === 0 && cert !== null && key !== null ? { cert, key } : null, problems };
+}
