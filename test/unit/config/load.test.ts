@@ -1,0 +1,103 @@
+// loadConfig reads real files (certificate, key, htpasswd), so these tests make them.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../../src/config/load.js';
+import { GatewayError } from '../../../src/errors.js';
+import { writeHtpasswd } from '../../helpers/htpasswd.js';
+import { makeExpiredCert, makeMismatchedPair, makeTestPki, type TestPki } from '../../helpers/pki.js';
+
+let dir: string;
+let pki: TestPki;
+let htpasswd: string;
+const names = { hosts: ['localhost'], ips: ['127.0.0.1'] };
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rgw-config-'));
+  pki = await makeTestPki(join(dir, 'pki'), names);
+  htpasswd = join(dir, 'htpasswd');
+  await writeHtpasswd(htpasswd, [{ user: 'alice', password: 'pw', algorithm: 'bcrypt', cost: 5 }]);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+async function problemsOf(argv: string[], env: Record<string, string> = {}): Promise<readonly string[]> {
+  const err = await loadConfig(argv, env).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(GatewayError);
+  expect((err as GatewayError).code).toBe('CONFIG_INVALID');
+  expect((err as GatewayError).exitCode).toBe(2);
+  return (err as GatewayError).problems;
+}
+
+describe('loadConfig', () => {
+  it('gives a frozen config from flags, with defaults for the rest', async () => {
+    const config = await loadConfig(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd], {});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(config.upstream.origin).toBe('http://127.0.0.1:5000');
+    expect(config.realm).toBe('Registry Realm');
+    expect(config.publicUrl).toBeNull();
+    expect([...config.users.keys()]).toEqual(['alice']);
+    expect(config.tls.cert).toContain('BEGIN CERTIFICATE');
+  });
+
+  it('takes every option from the environment too, and a flag wins', async () => {
+    const env = {
+      GATEWAY_TLS_CERT: pki.serverCert,
+      GATEWAY_TLS_KEY: pki.serverKey,
+      GATEWAY_HTPASSWD: htpasswd,
+      GATEWAY_LISTEN: '127.0.0.1:9000',
+      GATEWAY_PUBLIC_URL: 'https://registry.example.com',
+      GATEWAY_REALM: 'Env',
+    };
+    const config = await loadConfig(['--realm', 'Flag'], env);
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 9000 });
+    expect(config.publicUrl?.origin).toBe('https://registry.example.com');
+    expect(config.realm).toBe('Flag');
+  });
+
+  it('reports every problem at once, each naming its flag or variable', async () => {
+    const problems = await problemsOf(
+      ['--listen', 'nowhere', '--tls-cert', join(dir, 'missing.crt'), '--htpasswd', join(dir, 'missing-htpasswd'), '--log-level', 'loud'],
+      { GATEWAY_UPSTREAM: 'ftp://registry', GATEWAY_TLS_KEY: join(dir, 'missing.key') },
+    );
+    expect(problems).toHaveLength(6);
+    expect(problems.find((p) => p.startsWith('--listen:'))).toContain('HOST:PORT');
+    expect(problems.find((p) => p.startsWith('GATEWAY_UPSTREAM:'))).toContain('http://');
+    expect(problems.find((p) => p.startsWith('--tls-cert:'))).toContain('missing.crt does not exist');
+    expect(problems.find((p) => p.startsWith('GATEWAY_TLS_KEY:'))).toContain('missing.key does not exist');
+    expect(problems.find((p) => p.startsWith('--htpasswd:'))).toContain('missing-htpasswd');
+    expect(problems.find((p) => p.startsWith('--log-level:'))).toContain('loud');
+  });
+
+  it('refuses an expired certificate', async () => {
+    const expired = await makeExpiredCert(pki, names);
+    const problems = await problemsOf(['--tls-cert', expired.cert, '--tls-key', expired.key, '--htpasswd', htpasswd]);
+    expect(problems).toEqual([expect.stringMatching(/^--tls-cert: the certificate in .* expired on \d{4}-/)]);
+  });
+
+  it('refuses a key that does not belong to the certificate', async () => {
+    const pair = await makeMismatchedPair(pki, names);
+    const problems = await problemsOf(['--tls-cert', pair.cert, '--tls-key', pair.key, '--htpasswd', htpasswd]);
+    expect(problems).toEqual([expect.stringContaining('does not belong to the certificate')]);
+  });
+
+  it('refuses files that are not PEM', async () => {
+    const junk = join(dir, 'junk.pem');
+    await writeFile(junk, 'not a certificate\n');
+    const problems = await problemsOf(['--tls-cert', junk, '--tls-key', junk, '--htpasswd', htpasswd]);
+    expect(problems).toEqual([expect.stringContaining('holds no PEM certificate'), expect.stringContaining('not an unencrypted PEM private key')]);
+  });
+
+  it('names the htpasswd line a user cannot log in with', async () => {
+    const bad = join(dir, 'bad-htpasswd');
+    await writeFile(bad, '# users\nalice:$6$salt$abcdefghijklmnop\n');
+    const problems = await problemsOf(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', bad]);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^--htpasswd: .*bad-htpasswd:2: user "alice"/);
+    expect(problems[0]).not.toContain('abcdefghijklmnop');
+  });
+});

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from '../../../src/proxy/headers.js';
+
+const forwarded = { clientAddress: '203.0.113.7', host: 'registry.example.com' };
+const rewrite = { publicOrigin: 'https://registry.example.com', upstreamOrigins: new Set(['http://registry:5000']) };
+
+describe('buildUpstreamRequestHeaders', () => {
+  it('drops credentials, client forwarding headers and hop-by-hop headers, and sets exactly one set of ours', () => {
+    const headers = buildUpstreamRequestHeaders(
+      [
+        'Host', 'evil.example',
+        'Authorization', 'Basic YWxpY2U6c2VjcmV0',
+        'X-Forwarded-For', '10.0.0.1',
+        'X-Forwarded-Host', 'evil.example',
+        'X-Forwarded-Proto', 'http',
+        'Forwarded', 'for=1.2.3.4;host=evil.example',
+        'X-Real-IP', '10.0.0.2',
+        'Connection', 'keep-alive, X-Secret',
+        'X-Secret', '1',
+        'Keep-Alive', 'timeout=5',
+        'TE', 'trailers',
+        'Upgrade', 'h2c',
+        'Proxy-Authorization', 'Basic eA==',
+        'Proxy-Connection', 'keep-alive',
+        'Expect', '100-continue',
+        'Accept', 'application/vnd.oci.image.manifest.v1+json',
+        'Accept', 'application/vnd.docker.distribution.manifest.v2+json',
+        'Content-Length', '12',
+      ],
+      forwarded,
+    );
+    expect(headers).toEqual({
+      host: 'evil.example',
+      accept: ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'],
+      'content-length': '12',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'registry.example.com',
+    });
+  });
+
+  it('keeps a streamed body chunked', () => {
+    const headers = buildUpstreamRequestHeaders(['Transfer-Encoding', 'chunked', 'Content-Type', 'application/octet-stream'], forwarded);
+    expect(headers['transfer-encoding']).toBe('chunked');
+    expect(headers['content-type']).toBe('application/octet-stream');
+  });
+});
+
+describe('buildClientResponseHeaders', () => {
+  const ctx = { ...rewrite, status: 202, realm: 'Registry Realm', registryApi: true };
+
+  it('rewrites Location and Link, replaces the challenge and drops hop-by-hop headers', () => {
+    const headers = buildClientResponseHeaders(
+      [
+        'Location', 'http://registry:5000/v2/a/blobs/uploads/u?_state=x%3D',
+        'Link', '<http://registry:5000/v2/_catalog?last=a&n=1>; rel="next"',
+        'WWW-Authenticate', 'Bearer realm="https://auth.internal/token",service="registry.internal"',
+        'Connection', 'keep-alive, X-Internal',
+        'X-Internal', 'secret',
+        'Keep-Alive', 'timeout=4',
+        'Transfer-Encoding', 'chunked',
+        'Docker-Upload-UUID', 'u',
+        'Range', '0-99',
+      ],
+      ctx,
+    );
+    expect(headers).toEqual({
+      location: 'https://registry.example.com/v2/a/blobs/uploads/u?_state=x%3D',
+      link: '<https://registry.example.com/v2/_catalog?last=a&n=1>; rel="next"',
+      'www-authenticate': 'Basic realm="Registry Realm"',
+      'docker-upload-uuid': 'u',
+      range: '0-99',
+      'docker-distribution-api-version': 'registry/2.0',
+    });
+  });
+
+  it('adds the API version header to registry responses that lack it, errors included', () => {
+    const headers = buildClientResponseHeaders(['Content-Type', 'application/json'], { ...ctx, status: 500 });
+    expect(headers['docker-distribution-api-version']).toBe('registry/2.0');
+  });
+});

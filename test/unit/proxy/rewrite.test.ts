@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { basicChallenge, rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
+
+const upstreamOrigins = new Set(['http://127.0.0.1:5000', 'https://127.0.0.1:8443']);
+const relative: RewriteContext = { publicOrigin: null, upstreamOrigins };
+const pub: RewriteContext = { publicOrigin: 'https://registry.example.com', upstreamOrigins };
+const state = '_state=AbC-dEf_%3D%3D&digest=sha256%3Aabc';
+
+describe('rewriteLocation', () => {
+  it('moves an upload URL on the upstream origin onto the public origin, query byte for byte', () => {
+    expect(rewriteLocation(`http://127.0.0.1:5000/v2/team/app/blobs/uploads/u1?${state}`, pub, 202)).toBe(
+      `https://registry.example.com/v2/team/app/blobs/uploads/u1?${state}`,
+    );
+  });
+
+  it('makes it relative without a public origin', () => {
+    expect(rewriteLocation(`http://127.0.0.1:5000/v2/team/app/blobs/uploads/u1?${state}`, relative, 202)).toBe(
+      `/v2/team/app/blobs/uploads/u1?${state}`,
+    );
+  });
+
+  it('rewrites an origin the upstream reports from its own http.host setting', () => {
+    expect(rewriteLocation('http://registry.internal:5000/v2/a/manifests/sha256:1', pub, 201)).toBe(
+      'https://registry.example.com/v2/a/manifests/sha256:1',
+    );
+  });
+
+  it('keeps relative Locations as they are', () => {
+    expect(rewriteLocation('/v2/a/blobs/uploads/x?_state=1', pub, 202)).toBe('/v2/a/blobs/uploads/x?_state=1');
+  });
+
+  it('passes a storage redirect to another origin byte for byte', () => {
+    const presigned = 'https://bucket.s3.example.com/docker/registry/v2/blobs/sha256/ab/abc/data?X-Amz-Signature=%2Fz';
+    expect(rewriteLocation(presigned, pub, 307)).toBe(presigned);
+    const elsewhereV2 = 'https://cdn.example.net/v2/a/blobs/sha256:1?sig=1';
+    expect(rewriteLocation(elsewhereV2, pub, 307)).toBe(elsewhereV2);
+  });
+
+  it('rewrites a redirect that stays on the upstream origin', () => {
+    expect(rewriteLocation('http://127.0.0.1:5000/v2/', relative, 301)).toBe('/v2/');
+  });
+
+  it('leaves URLs outside the registry API alone', () => {
+    expect(rewriteLocation('http://127.0.0.1:5000/debug/vars', pub, 200)).toBe('http://127.0.0.1:5000/debug/vars');
+    expect(rewriteLocation('http://127.0.0.1:5000/v22/x', pub, 201)).toBe('http://127.0.0.1:5000/v22/x');
+  });
+
+  it('treats a scheme-relative URL as absolute', () => {
+    expect(rewriteLocation('//registry.internal:5000/v2/a/blobs/x', relative, 201)).toBe('/v2/a/blobs/x');
+  });
+});
+
+describe('rewriteLink', () => {
+  it('rewrites the target of a catalog next link and keeps its parameters', () => {
+    expect(rewriteLink('<http://registry.internal:5000/v2/_catalog?last=b&n=2>; rel="next"', pub)).toBe(
+      '<https://registry.example.com/v2/_catalog?last=b&n=2>; rel="next"',
+    );
+    expect(rewriteLink('</v2/_catalog?last=b&n=2>; rel="next"', pub)).toBe('</v2/_catalog?last=b&n=2>; rel="next"');
+  });
+
+  it('rewrites each of several links', () => {
+    expect(rewriteLink('<http://127.0.0.1:5000/v2/a/tags/list?n=1>; rel="next", <https://docs.example/x>; rel="help"', relative)).toBe(
+      '</v2/a/tags/list?n=1>; rel="next", <https://docs.example/x>; rel="help"',
+    );
+  });
+});
+
+describe('basicChallenge', () => {
+  it('names the realm', () => {
+    expect(basicChallenge('Registry Realm')).toBe('Basic realm="Registry Realm"');
+  });
+});
