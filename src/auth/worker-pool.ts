@@ -1,0 +1,130 @@
+// A small pool of worker threads for bcrypt, with a bounded wait queue so a flood of login
+// attempts turns into fast AUTH_BUSY failures instead of unbounded memory and latency.
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { GatewayError } from '../errors.js';
+
+export interface WorkerPoolOptions {
+  /** Number of threads; default min(2, os.availableParallelism()). */
+  size?: number;
+  /** Tasks allowed to wait for a free thread; default 256. Beyond that, AUTH_BUSY. */
+  maxQueue?: number;
+  /** The worker script; only tests point this elsewhere. */
+  workerUrl?: URL;
+}
+
+export interface WorkerPool {
+  /** bcrypt comparison of a password with a bcrypt hash, off the main thread. */
+  compare(password: string, hash: string): Promise<boolean>;
+  /** A new bcrypt hash of the password at the given cost, off the main thread. */
+  hash(password: string, cost: number): Promise<string>;
+  /** Terminates every thread; waiting and running tasks fail with AUTH_WORKER_FAILED. */
+  close(): Promise<void>;
+}
+
+type Message = { op: 'compare'; password: string; hash: string } | { op: 'hash'; password: string; cost: number };
+
+interface Task {
+  message: Message;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  task: Task | null;
+  /** Why the thread died, when it reported it, kept as the cause of the failure. */
+  error: Error | null;
+}
+
+const DEFAULT_WORKER = new URL('./bcrypt-worker.js', import.meta.url);
+
+export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
+  const size = Math.max(1, options.size ?? Math.min(2, availableParallelism()));
+  const maxQueue = Math.max(0, options.maxQueue ?? 256);
+  const workerUrl = options.workerUrl ?? DEFAULT_WORKER;
+  const slots = new Set<Slot>();
+  const queue: Task[] = [];
+  let closed = false;
+
+  function submit<T>(message: Message): Promise<T> {
+    if (closed) return Promise.reject(new GatewayError('AUTH_WORKER_FAILED', 'password verification pool is closed'));
+    return new Promise<T>((resolve, reject) => {
+      const task: Task = { message, resolve: resolve as (value: unknown) => void, reject };
+      const slot = idleSlot();
+      if (slot !== null) run(slot, task);
+      else if (queue.length < maxQueue) queue.push(task);
+      else reject(new GatewayError('AUTH_BUSY', `more than ${maxQueue} password verifications are waiting`));
+    });
+  }
+
+  function idleSlot(): Slot | null {
+    for (const slot of slots) if (slot.task === null) return slot;
+    return slots.size < size ? spawn() : null;
+  }
+
+  // Threads start on demand, so a pool that is never used costs nothing.
+  function spawn(): Slot {
+    const slot: Slot = { worker: new Worker(workerUrl), task: null, error: null };
+    slot.worker.unref();
+    slot.worker.on('message', (reply: { ok: boolean; value?: unknown; message?: string }) => finish(slot, reply));
+    // 'error' is always followed by 'exit'; recovery happens there, once.
+    slot.worker.on('error', (err) => {
+      slot.error = err;
+    });
+    slot.worker.on('exit', (code) => crashed(slot, code));
+    slots.add(slot);
+    return slot;
+  }
+
+  function run(slot: Slot, task: Task): void {
+    slot.task = task;
+    // An idle pool must not keep the process alive, but a pending verification must: a script
+    // that awaits one and has nothing else going on would otherwise exit before the answer.
+    slot.worker.ref();
+    slot.worker.postMessage(task.message);
+  }
+
+  function finish(slot: Slot, reply: { ok: boolean; value?: unknown; message?: string }): void {
+    const task = slot.task;
+    slot.task = null;
+    slot.worker.unref();
+    if (task !== null) {
+      if (reply.ok) task.resolve(reply.value);
+      else task.reject(new GatewayError('AUTH_WORKER_FAILED', `bcrypt failed in the worker: ${reply.message ?? 'unknown error'}`));
+    }
+    next(slot);
+  }
+
+  function next(slot: Slot): void {
+    const task = queue.shift();
+    if (task !== undefined) run(slot, task);
+  }
+
+  function crashed(slot: Slot, code: number): void {
+    slots.delete(slot);
+    const message = closed ? 'password verification pool is closed' : `password verification worker exited (code ${code})`;
+    slot.task?.reject(new GatewayError('AUTH_WORKER_FAILED', message, { cause: slot.error ?? undefined }));
+    slot.task = null;
+    if (closed) return;
+    // A replacement takes over whatever was waiting for the thread that died.
+    const task = queue.shift();
+    if (task !== undefined) run(spawn(), task);
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    const failure = new GatewayError('AUTH_WORKER_FAILED', 'password verification pool is closed');
+    for (const task of queue.splice(0)) task.reject(failure);
+    const workers = [...slots].map((slot) => slot.worker);
+    // terminate() makes each thread emit 'exit', which fails the task it was running.
+    await Promise.all(workers.map((worker) => worker.terminate()));
+  }
+
+  return {
+    compare: (password, hash) => submit<boolean>({ op: 'compare', password, hash }),
+    hash: (password, cost) => submit<string>({ op: 'hash', password, cost }),
+    close,
+  };
+}
