@@ -1,0 +1,193 @@
+// Faults a real registry cannot be made to produce on demand: an upstream that resets mid-body or
+// stalls, and clients that go away. A fake upstream stands in for those only.
+import https from 'node:https';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startFakeUpstream, startGatewayBefore, type FakeUpstream, type GatewayBeforeUpstream } from '../helpers/fake-upstream.js';
+import { freePort } from '../helpers/tools.js';
+
+interface Outcome {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  received: number;
+  /** 'end' when the body completed normally, 'error' when the transfer broke. */
+  ending: 'end' | 'error';
+  body: string;
+  elapsedMs: number;
+}
+
+function requestThrough(
+  gw: GatewayBeforeUpstream,
+  path: string,
+  options: { method?: string; body?: (req: import('node:http').ClientRequest) => void; auth?: boolean } = {},
+): Promise<Outcome> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = https.request(new URL(path, gw.gateway.url), {
+      method: options.method ?? 'GET',
+      ca: gw.pki.caPem,
+      agent: false,
+      headers: options.auth === false ? {} : { authorization: gw.authorization },
+    });
+    req.on('response', (res) => {
+      let received = 0;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        received += c.length;
+        if (chunks.length < 16) chunks.push(c);
+      });
+      const settle = (ending: 'end' | 'error') => () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, received, ending, body: Buffer.concat(chunks).toString(), elapsedMs: Date.now() - started });
+      res.on('end', settle('end'));
+      res.on('error', settle('error'));
+      res.on('aborted', settle('error'));
+    });
+    req.on('error', reject);
+    if (options.body) options.body(req);
+    else req.end();
+  });
+}
+
+let upstream: FakeUpstream | null = null;
+let gw: GatewayBeforeUpstream | null = null;
+afterEach(async () => {
+  await gw?.stop();
+  await upstream?.stop();
+  gw = null;
+  upstream = null;
+});
+
+describe('an upstream that breaks mid-body', () => {
+  it('breaks the client connection of a Content-Length response before the advertised length, within a second', async () => {
+    upstream = await startFakeUpstream((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000000', 'content-type': 'application/octet-stream' });
+      res.write(Buffer.alloc(64 * 1024, 1), () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    gw = await startGatewayBefore(upstream.url);
+    const outcome = await requestThrough(gw, '/v2/a/blobs/sha256:00');
+    expect(outcome.status).toBe(200);
+    expect(outcome.ending).toBe('error');
+    expect(outcome.received).toBeLessThan(1_000_000);
+    expect(outcome.elapsedMs).toBeLessThan(1000);
+    let access: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && !access; i++) {
+      access = gw.logLines().find((l) => l.msg === 'request');
+      if (!access) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(access).toMatchObject({ status: 200, completed: false });
+  });
+
+  it('never sends the final chunk of a chunked response the upstream did not finish', async () => {
+    upstream = await startFakeUpstream((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"tags":["a",', () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    gw = await startGatewayBefore(upstream.url);
+    const outcome = await requestThrough(gw, '/v2/a/tags/list');
+    expect(outcome.status).toBe(200);
+    expect(outcome.ending).toBe('error');
+    expect(outcome.elapsedMs).toBeLessThan(1000);
+  });
+
+  it('never answers an upload with success when the upstream resets while reading it', async () => {
+    upstream = await startFakeUpstream((req) => {
+      let seen = 0;
+      req.on('data', (c: Buffer) => {
+        seen += c.length;
+        if (seen > 100_000) req.socket.destroy();
+      });
+    });
+    gw = await startGatewayBefore(upstream.url);
+    const result = await requestThrough(gw, '/v2/a/blobs/uploads/u1', {
+      method: 'PATCH',
+      body: (req) => {
+        let sent = 0;
+        const pump = () => {
+          while (sent < 50 * 1024 * 1024) {
+            sent += 64 * 1024;
+            if (!req.write(Buffer.alloc(64 * 1024, 2))) return void req.once('drain', pump);
+          }
+          req.end();
+        };
+        req.on('error', () => undefined);
+        pump();
+      },
+    }).catch((err: NodeJS.ErrnoException) => err);
+    // Either the gateway answers 502, or the connection breaks: never a 2xx.
+    if (result instanceof Error) expect(result.code).toMatch(/ECONNRESET|EPIPE|socket hang up/);
+    else expect(result.status).toBe(502);
+  });
+});
+
+describe('an upstream that is down or silent', () => {
+  it('answers 502 at once when nothing listens, with a registry-style error and a log line naming the upstream', async () => {
+    const port = await freePort();
+    gw = await startGatewayBefore(`http://127.0.0.1:${port}`);
+    const outcome = await requestThrough(gw, '/v2/');
+    expect(outcome.status).toBe(502);
+    expect(outcome.elapsedMs).toBeLessThan(1000);
+    expect(outcome.headers['docker-distribution-api-version']).toBe('registry/2.0');
+    expect(JSON.parse(outcome.body)).toEqual({ errors: [{ code: 'UNAVAILABLE', message: 'upstream registry unavailable', detail: null }] });
+    expect(outcome.body).not.toContain('127.0.0.1');
+    expect(gw.logLines()).toContainEqual(expect.objectContaining({ upstream: `http://127.0.0.1:${port}`, reason: 'ECONNREFUSED' }));
+  });
+
+  it('answers 504 when the upstream gives no response within --upstream-timeout', async () => {
+    upstream = await startFakeUpstream(() => undefined);
+    gw = await startGatewayBefore(upstream.url, ['--upstream-timeout', '0.5']);
+    const outcome = await requestThrough(gw, '/v2/');
+    expect(outcome.status).toBe(504);
+    expect(outcome.elapsedMs).toBeGreaterThanOrEqual(450);
+    expect(JSON.parse(outcome.body).errors[0].code).toBe('UNAVAILABLE');
+    await upstream.socketClosed(0);
+  });
+});
+
+describe('a client that goes away', () => {
+  it('closes the upstream request of an aborted download within a second', async () => {
+    upstream = await startFakeUpstream((_req, res) => {
+      res.writeHead(200, { 'content-length': String(1024 * 1024 * 1024) });
+      const chunk = Buffer.alloc(64 * 1024, 3);
+      const pump = () => {
+        while (res.write(chunk));
+        res.once('drain', pump);
+      };
+      res.on('error', () => undefined);
+      pump();
+    });
+    gw = await startGatewayBefore(upstream.url);
+    const closed = new Promise<number>((resolve, reject) => {
+      const req = https.request(new URL('/v2/a/blobs/sha256:big', gw!.gateway.url), {
+        ca: gw!.pki.caPem,
+        agent: false,
+        headers: { authorization: gw!.authorization },
+      });
+      req.on('response', (res) => {
+        res.once('data', () => {
+          req.destroy();
+          const abortedAt = Date.now();
+          upstream!.socketClosed(0).then(() => resolve(Date.now() - abortedAt), reject);
+        });
+      });
+      req.on('error', () => undefined);
+      req.end();
+    });
+    expect(await closed).toBeLessThan(1000);
+  });
+
+  it('closes the upstream request when the client leaves while the upstream is still thinking', async () => {
+    upstream = await startFakeUpstream(() => undefined);
+    gw = await startGatewayBefore(upstream.url);
+    const req = https.request(new URL('/v2/a/manifests/latest', gw.gateway.url), {
+      ca: gw.pki.caPem,
+      agent: false,
+      headers: { authorization: gw.authorization },
+    });
+    req.on('error', () => undefined);
+    req.end();
+    while (upstream.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+    const abortedAt = Date.now();
+    req.destroy();
+    await upstream.socketClosed(0);
+    expect(Date.now() - abortedAt).toBeLessThan(1000);
+  });
+});
