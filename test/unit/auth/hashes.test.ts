@@ -1,9 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import aprMd5 from 'apache-md5';
+import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { apr1, identifyHash, verifyApr1, verifySha1 } from '../../../src/auth/hashes.js';
 import { fixtureUser, fixtureUsers } from './fixtures.js';
+
+// apache-md5 is CommonJS whose typings claim an ES default export; require() sidesteps that.
+const aprMd5 = createRequire(import.meta.url)('apache-md5') as (password: string, salt?: string) => string;
 
 const users = fixtureUsers('users.htpasswd');
 const hashOf = (user: string) => fixtureUser('users.htpasswd', user).hash;
