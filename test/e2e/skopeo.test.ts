@@ -187,6 +187,20 @@ describe('skopeo through the gateway', { timeout: 60_000 }, () => {
     expect(sha256(still.stdout)).toBe(image.manifestDigest);
   });
 
+  it('reports an unavailable registry, and serves it again once it is back', async () => {
+    await stack.registry.halt();
+    try {
+      const down = await sk(['inspect', '--raw', '--cert-dir', stack.pki.trustDir, '--creds', alice(), ref('team/app:1')]);
+      expect(down.code).not.toBe(0);
+      // The gateway answers 502 itself rather than hanging or dropping the connection.
+      expect(down.stderr).toContain('502 Bad Gateway');
+    } finally {
+      await stack.registry.start();
+    }
+    const back = await ok(['inspect', '--raw', '--cert-dir', stack.pki.trustDir, '--creds', alice(), ref('team/app:1')]);
+    expect(sha256(back.stdout)).toBe(image.manifestDigest);
+  });
+
   it('never writes passwords or Authorization headers to its log', () => {
     const text = JSON.stringify(stack.logLines());
     expect(stack.logLines().length).toBeGreaterThan(0);
