@@ -1,0 +1,106 @@
+// The built command as users run it: `registry-gateway serve`, its exit codes and signals.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
+import { basicAuthorization } from '../helpers/gateway.js';
+import { writeHtpasswd } from '../helpers/htpasswd.js';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { freePort } from '../helpers/tools.js';
+
+const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
+
+let dir: string;
+let pki: TestPki;
+let htpasswd: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rgw-cli-'));
+  pki = await makeTestPki(join(dir, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
+  htpasswd = join(dir, 'htpasswd');
+  await writeHtpasswd(htpasswd, [{ user: 'alice', password: 'alice-secret', algorithm: 'bcrypt', cost: 5 }]);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exit: Promise<number | null> } {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  return { child, output: () => ({ stdout, stderr }), exit };
+}
+
+describe('registry-gateway serve', () => {
+  it('shows every option with its variable and default in --help', async () => {
+    const cli = run(['serve', '--help']);
+    expect(await cli.exit).toBe(0);
+    const { stdout } = cli.output();
+    for (const text of ['--listen HOST:PORT', 'GATEWAY_LISTEN', '(default 0.0.0.0:8443)', '--upstream URL', 'GATEWAY_UPSTREAM',
+      '(default http://127.0.0.1:5000)', '--tls-cert FILE', '(default certs/server.crt)', '--tls-key FILE', '(default certs/server.key)',
+      '--htpasswd FILE', '(default ./htpasswd)', '--realm TEXT', '(default Registry Realm)', '--public-url URL', 'GATEWAY_PUBLIC_URL',
+      '--log-level LEVEL', '(default info)']) {
+      expect(stdout).toContain(text);
+    }
+  });
+
+  it('reports every configuration problem before listening and exits 2', async () => {
+    const port = await freePort();
+    const cli = run(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', 'ftp://x', '--tls-cert', join(dir, 'nope.crt'), '--htpasswd', htpasswd], {
+      GATEWAY_TLS_KEY: join(dir, 'nope.key'),
+    });
+    expect(await cli.exit).toBe(2);
+    const { stderr } = cli.output();
+    expect(stderr).toContain('invalid configuration (3 problems)');
+    expect(stderr).toMatch(/--upstream: .*http:\/\//);
+    expect(stderr).toMatch(/--tls-cert: .*nope\.crt does not exist/);
+    expect(stderr).toMatch(/GATEWAY_TLS_KEY: .*nope\.key does not exist/);
+  });
+
+  it('names an unknown flag and exits 2', async () => {
+    const cli = run(['serve', '--listne', '0.0.0.0:1']);
+    expect(await cli.exit).toBe(2);
+    expect(cli.output().stderr).toContain("'--listne'");
+  });
+
+  it('on SIGTERM stops accepting, lets the in-flight request finish and exits 0', async () => {
+    const upstream = await startFakeUpstream((_req, res) => {
+      setTimeout(() => res.end('{"slow":"but complete"}'), 800);
+    });
+    const port = await freePort();
+    const cli = run(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.url, '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey,
+      '--htpasswd', htpasswd]);
+    try {
+      while (!cli.output().stdout.includes('listening')) {
+        if (cli.child.exitCode !== null) throw new Error(`gateway exited: ${cli.output().stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const get = (path: string) =>
+        new Promise<{ status: number; body: string }>((res, rej) => {
+          const req = https.request({ host: '127.0.0.1', port, path, ca: pki.caPem, servername: 'localhost', agent: false,
+            headers: { authorization: basicAuthorization('alice', 'alice-secret') } }, (r) => {
+            let body = '';
+            r.on('data', (c: Buffer) => (body += c.toString()));
+            r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+          });
+          req.on('error', rej);
+          req.end();
+        });
+      const inflight = get('/v2/slow');
+      while (upstream.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+      cli.child.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 200));
+      await expect(get('/healthz')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+      expect(await inflight).toEqual({ status: 200, body: '{"slow":"but complete"}' });
+      expect(await cli.exit).toBe(0);
+      expect(cli.output().stdout).toContain('shutting down');
+    } finally {
+      cli.child.kill('SIGKILL');
+      await upstream.stop();
+    }
+  });
+});
