@@ -1,0 +1,125 @@
+// Deciding whether an Authorization header names a user of the htpasswd file with the right
+// password. Order per request: parse the header, look in the cache of recent successes, join a
+// verification of the same header already running, and only then verify.
+
+import { randomBytes } from 'node:crypto';
+import { parseBasicAuthorization } from './basic.js';
+import { createCredentialCache } from './credential-cache.js';
+import { apr1, sha1Hash, verifyApr1, verifySha1 } from './hashes.js';
+import type { AuthResult, Credentials, HtpasswdUsers, PasswordHash } from './types.js';
+import { createWorkerPool, type WorkerPool } from './worker-pool.js';
+
+export interface AuthenticatorOptions {
+  users: HtpasswdUsers;
+  /** bcrypt threads; default min(2, os.availableParallelism()). */
+  workers?: number;
+  /** bcrypt verifications allowed to wait for a thread; default 256, beyond that AUTH_BUSY. */
+  maxQueue?: number;
+  /** Successful logins remembered; default 1024. */
+  cacheEntries?: number;
+  /** How long a success is remembered; default 5 minutes. */
+  cacheTtlMs?: number;
+}
+
+export interface AuthStats {
+  /** Password hashes actually checked (cache hits and shared verifications are not). */
+  verifications: number;
+  /** Requests answered from the cache of recent successes. */
+  cacheHits: number;
+}
+
+export interface Authenticator {
+  /** Resolves to a result for missing, malformed, wrong or right credentials; rejects only on faults (AUTH_BUSY, AUTH_WORKER_FAILED). */
+  authenticate(authorization: string | undefined): Promise<AuthResult>;
+  /** Switches to a new user set; remembered successes and verifications in flight are forgotten. */
+  replaceUsers(users: HtpasswdUsers): void;
+  close(): Promise<void>;
+  stats(): AuthStats;
+}
+
+/** One user set, with the dummy hash that unknown user names are checked against. */
+interface UserSet {
+  users: HtpasswdUsers;
+  dummy: Promise<PasswordHash> | null;
+}
+
+export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+  const pool = createWorkerPool({ size: options.workers, maxQueue: options.maxQueue });
+  const cache = createCredentialCache({ maxEntries: options.cacheEntries, ttlMs: options.cacheTtlMs });
+  const counts: AuthStats = { verifications: 0, cacheHits: 0 };
+  let current: UserSet = { users: options.users, dummy: null };
+
+  async function authenticate(authorization: string | undefined): Promise<AuthResult> {
+    const parsed = parseBasicAuthorization(authorization);
+    if (!parsed.ok) return { ok: false, reason: parsed.reason, user: parsed.user };
+    const header = authorization as string;
+    const cachedUser = cache.get(header);
+    if (cachedUser !== undefined) {
+      counts.cacheHits++;
+      return { ok: true, user: cachedUser, cached: true };
+    }
+    return cache.share(header, () => verify(header, parsed.credentials));
+  }
+
+  async function verify(header: string, { user, password }: Credentials): Promise<AuthResult> {
+    const set = current;
+    const known = set.users.get(user);
+    // An unknown user costs the same work as a known one, so timing does not reveal user names.
+    const hash = known ?? (await dummyHash(set));
+    const matched = await checkPassword(pool, hash, password);
+    counts.verifications++;
+    if (!matched || known === undefined) return { ok: false, reason: 'mismatch', user };
+    // A success from a user set that has since been replaced must not outlive it.
+    if (set === current) cache.set(header, user);
+    return { ok: true, user, cached: false };
+  }
+
+  function dummyHash(set: UserSet): Promise<PasswordHash> {
+    set.dummy ??= makeDummyHash(pool, set.users).catch((err: unknown) => {
+      set.dummy = null; // e.g. AUTH_BUSY: try again on the next unknown user
+      throw err;
+    });
+    return set.dummy;
+  }
+
+  return {
+    authenticate,
+    replaceUsers(users) {
+      current = { users, dummy: null };
+      cache.clear();
+    },
+    async close() {
+      cache.clear();
+      await pool.close();
+    },
+    stats: () => ({ ...counts }),
+  };
+}
+
+function checkPassword(pool: WorkerPool, hash: PasswordHash, password: string): Promise<boolean> {
+  switch (hash.kind) {
+    case 'bcrypt':
+      return pool.compare(password, hash.hash);
+    case 'apr1':
+      return Promise.resolve(verifyApr1(password, hash.hash));
+    case 'sha1':
+      return Promise.resolve(verifySha1(password, hash.hash));
+  }
+}
+
+/**
+ * A hash of a random password, as expensive to check as the most expensive entry in the file:
+ * bcrypt at the highest cost present, else apr1, else {SHA}.
+ */
+async function makeDummyHash(pool: WorkerPool, users: HtpasswdUsers): Promise<PasswordHash> {
+  const secret = randomBytes(24).toString('base64');
+  let cost = 0;
+  let apr1Present = false;
+  for (const hash of users.values()) {
+    if (hash.kind === 'bcrypt') cost = Math.max(cost, hash.cost);
+    else if (hash.kind === 'apr1') apr1Present = true;
+  }
+  if (cost > 0) return { kind: 'bcrypt', cost, hash: await pool.hash(secret, cost) };
+  if (apr1Present) return { kind: 'apr1', hash: apr1(secret, randomBytes(4).toString('hex')) };
+  return { kind: 'sha1', hash: sha1Hash(secret) };
+}

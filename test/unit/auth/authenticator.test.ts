@@ -1,0 +1,184 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createAuthenticator, type Authenticator } from '../../../src/auth/authenticator.js';
+import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
+import type { HtpasswdUsers } from '../../../src/auth/types.js';
+import { isGatewayError } from '../../../src/errors.js';
+import { basic, fixtureText, fixtureUser, fixtureUsers } from './fixtures.js';
+
+const usersOf = (name: string): HtpasswdUsers => parseHtpasswd(fixtureText(name), name).users;
+const USERS = usersOf('users.htpasswd');
+const alice = fixtureUser('users.htpasswd', 'alice'); // bcrypt cost 5
+const bob = fixtureUser('users.htpasswd', 'bob'); // bcrypt cost 10
+
+let auth: Authenticator | undefined;
+afterEach(async () => {
+  await auth?.close();
+  auth = undefined;
+});
+
+function start(options: Partial<Parameters<typeof createAuthenticator>[0]> = {}): Authenticator {
+  auth = createAuthenticator({ users: USERS, ...options });
+  return auth;
+}
+
+function errorOf(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (err: unknown) => err,
+  );
+}
+
+describe('authenticate: answers', () => {
+  it('lets in every user of a file written by htpasswd, with their password', async () => {
+    const a = start();
+    for (const { user, password } of fixtureUsers('users.htpasswd').values()) {
+      expect(await a.authenticate(basic(user, password)), user).toEqual({ ok: true, user, cached: false });
+    }
+  });
+
+  it('lets in users of CRLF and BOM files', async () => {
+    for (const name of ['crlf.htpasswd', 'bom.htpasswd']) {
+      const a = start({ users: usersOf(name) });
+      for (const { user, password } of fixtureUsers(name).values()) {
+        expect((await a.authenticate(basic(user, password))).ok, `${name} ${user}`).toBe(true);
+      }
+      await a.close();
+    }
+  });
+
+  it('calls a wrong password a mismatch for that user', async () => {
+    const a = start();
+    expect(await a.authenticate(basic('alice', 'wrong'))).toEqual({ ok: false, reason: 'mismatch', user: 'alice' });
+    expect(await a.authenticate(basic('carol', 'wrong'))).toEqual({ ok: false, reason: 'mismatch', user: 'carol' });
+    expect(await a.authenticate(basic('dave', 'wrong'))).toEqual({ ok: false, reason: 'mismatch', user: 'dave' });
+  });
+
+  it('compares user names exactly', async () => {
+    const a = start();
+    expect(await a.authenticate(basic('Alice', alice.password))).toMatchObject({ ok: false, reason: 'mismatch' });
+    expect(await a.authenticate(basic('alice ', alice.password))).toMatchObject({ ok: false, reason: 'mismatch' });
+  });
+
+  it('reports missing and malformed headers without verifying anything', async () => {
+    const a = start();
+    expect(await a.authenticate(undefined)).toEqual({ ok: false, reason: 'missing', user: null });
+    expect(await a.authenticate('Bearer abc')).toEqual({ ok: false, reason: 'malformed', user: null });
+    expect(await a.authenticate('Basic !!!!')).toEqual({ ok: false, reason: 'malformed', user: null });
+    expect(a.stats()).toEqual({ verifications: 0, cacheHits: 0 });
+  });
+
+  it('accepts the scheme in any case', async () => {
+    const a = start();
+    expect(await a.authenticate(basic('alice', alice.password).replace('Basic', 'bASIC'))).toMatchObject({ ok: true });
+  });
+});
+
+describe('authenticate: unknown users', () => {
+  it('treats an unknown user as a mismatch that still costs one verification', async () => {
+    const a = start();
+    expect(await a.authenticate(basic('mallory', 'guess'))).toEqual({ ok: false, reason: 'mismatch', user: 'mallory' });
+    expect(a.stats().verifications).toBe(1);
+    expect(await a.authenticate(basic('trudy', 'guess'))).toEqual({ ok: false, reason: 'mismatch', user: 'trudy' });
+    expect(a.stats().verifications).toBe(2);
+  });
+
+  it('does the same when the file has no bcrypt user, or no user at all', async () => {
+    for (const users of [usersOf('duplicates.htpasswd'), new Map()]) {
+      const a = start({ users });
+      expect(await a.authenticate(basic('mallory', 'guess'))).toEqual({ ok: false, reason: 'mismatch', user: 'mallory' });
+      expect(a.stats().verifications).toBe(1);
+      await a.close();
+    }
+  });
+
+  it('sends unknown users down the same bcrypt queue as known ones', async () => {
+    const a = start({ workers: 1, maxQueue: 0 });
+    const running = a.authenticate(basic('bob', bob.password));
+    expect(isGatewayError(await errorOf(a.authenticate(basic('bob', 'other'))), 'AUTH_BUSY')).toBe(true);
+    expect(isGatewayError(await errorOf(a.authenticate(basic('mallory', 'guess'))), 'AUTH_BUSY')).toBe(true);
+    expect(await running).toMatchObject({ ok: true });
+  });
+});
+
+describe('authenticate: cache and sharing', () => {
+  it('verifies 20 concurrent identical requests once', async () => {
+    const a = start();
+    const header = basic('bob', bob.password);
+    const results = await Promise.all(Array.from({ length: 20 }, () => a.authenticate(header)));
+    expect(results.every((r) => r.ok && r.user === 'bob')).toBe(true);
+    expect(a.stats()).toEqual({ verifications: 1, cacheHits: 0 });
+  });
+
+  it('answers a repeated success from the cache', async () => {
+    const a = start();
+    const header = basic('alice', alice.password);
+    expect(await a.authenticate(header)).toEqual({ ok: true, user: 'alice', cached: false });
+    expect(await a.authenticate(header)).toEqual({ ok: true, user: 'alice', cached: true });
+    expect(a.stats()).toEqual({ verifications: 1, cacheHits: 1 });
+  });
+
+  it('never caches a failure', async () => {
+    const a = start();
+    const header = basic('alice', 'wrong');
+    await a.authenticate(header);
+    await a.authenticate(header);
+    expect(a.stats()).toEqual({ verifications: 2, cacheHits: 0 });
+  });
+
+  it('forgets cached successes when the users are replaced', async () => {
+    const a = start();
+    const header = basic('alice', alice.password);
+    await a.authenticate(header);
+    a.replaceUsers(USERS);
+    expect(await a.authenticate(header)).toEqual({ ok: true, user: 'alice', cached: false });
+    expect(a.stats()).toEqual({ verifications: 2, cacheHits: 0 });
+    a.replaceUsers(new Map([...USERS].filter(([user]) => user !== 'alice')));
+    expect(await a.authenticate(header)).toEqual({ ok: false, reason: 'mismatch', user: 'alice' });
+  });
+
+  it('does not let a verification started before replaceUsers answer or be cached after it', async () => {
+    const a = start();
+    const header = basic('bob', bob.password);
+    const before = a.authenticate(header);
+    a.replaceUsers(new Map([...USERS].filter(([user]) => user !== 'bob')));
+    expect(await a.authenticate(header)).toEqual({ ok: false, reason: 'mismatch', user: 'bob' });
+    expect(await before).toMatchObject({ ok: true }); // asked before the change
+    expect(await a.authenticate(header)).toEqual({ ok: false, reason: 'mismatch', user: 'bob' });
+  });
+});
+
+describe('authenticate: faults', () => {
+  it('rejects with AUTH_BUSY when too many verifications wait', async () => {
+    const a = start({ workers: 1, maxQueue: 1 });
+    const accepted = [a.authenticate(basic('bob', bob.password)), a.authenticate(basic('bob', 'second'))];
+    expect(isGatewayError(await errorOf(a.authenticate(basic('bob', 'third'))), 'AUTH_BUSY')).toBe(true);
+    expect((await Promise.all(accepted)).map((r) => r.ok)).toEqual([true, false]);
+  });
+
+  it('rejects with AUTH_WORKER_FAILED after close()', async () => {
+    const a = start();
+    await a.close();
+    expect(isGatewayError(await errorOf(a.authenticate(basic('alice', alice.password))), 'AUTH_WORKER_FAILED')).toBe(true);
+  });
+
+  it('never returns or throws the password', async () => {
+    const password = 'correct-hunter2-secret';
+    const a = start({ workers: 1, maxQueue: 0, users: new Map([...USERS, ['zed', USERS.get('bob')!]]) });
+    const seen: unknown[] = [];
+    const busy = a.authenticate(basic('bob', bob.password));
+    for (const header of [basic('zed', password), basic('nobody', password)]) seen.push(await errorOf(a.authenticate(header)));
+    await busy;
+    for (const header of [basic('alice', password), basic('nobody', password), `Basic ${password}`, `Basic ${Buffer.from(password).toString('base64')}`]) {
+      seen.push(await a.authenticate(header));
+    }
+    await a.close();
+    seen.push(await errorOf(a.authenticate(basic('alice', password))), a.stats());
+    for (const item of seen) {
+      const text = item instanceof Error ? `${item.message} ${item.stack} ${String(item.cause)}` : JSON.stringify(item);
+      expect(text).not.toContain(password);
+      expect(text).not.toContain(Buffer.from(password).toString('base64'));
+    }
+  });
+});
