@@ -77,6 +77,9 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);
   log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: config.users.size }, 'registry-gateway listening');
+  if (config.users.size === 0) {
+    log.warn({ htpasswd: config.htpasswdFile }, 'the htpasswd file has no users: every registry request will be refused; add one with `htpasswd -B`');
+  }
 
   const close = async (): Promise<void> => {
     draining = true;
