@@ -28,8 +28,12 @@ function identifyBcrypt(hash: string): PasswordHash | { error: string } {
   if (hash.startsWith('$2x$')) {
     return { error: `bcrypt with the $2x$ prefix (made by the old, buggy crypt_blowfish) is not supported; ${RECREATE}` };
   }
+  const variant = /^\$2[a-z]?\$/.exec(hash)?.[0];
+  if (variant !== undefined && !['$2a$', '$2b$', '$2y$'].includes(variant)) {
+    return { error: `bcrypt with the ${variant} prefix is not supported; ${RECREATE}` };
+  }
   const m = BCRYPT_RE.exec(hash);
-  if (m === null) return { error: damaged('bcrypt', `60 characters, found ${hash.length}`) };
+  if (m === null) return { error: damaged('bcrypt', '60 characters: prefix, two-digit cost, then 53 of ./A-Za-z0-9') };
   const cost = Number(m[1]);
   if (cost < 4 || cost > 31) return { error: `bcrypt cost ${m[1]} is outside the valid range 04-31; ${RECREATE}` };
   // 22 characters carry a 128-bit salt and 31 carry a 184-bit hash: the unused low bits of the

@@ -39,6 +39,7 @@ describe('identifyHash refuses what it cannot verify, saying what it is', () => 
     ['SHA-256 crypt', '$5$sD97JZwVRklFUoj4$t/vjciV2tERQLD7a5f3BD6Rq0Nto13.uuaBi9jpFCn2', /SHA-256 crypt \(\$5\$\)/],
     ['MD5-crypt', '$1$lfKhmmCq$NYxzJK52gpAMOGgOpGBje.', /MD5-crypt \(\$1\$\)/],
     ['$2x$ bcrypt', '$2x$05$VnG67z.kg24GHTxe8a4siO6Ti0UeMixTzmfIQuyNmxd41kD3wjIGC', /\$2x\$/],
+    ['original $2$ bcrypt', '$2$05$VnG67z.kg24GHTxe8a4siO6Ti0UeMixTzmfIQuyNmxd41kD3wjIGC', /bcrypt with the \$2\$ prefix/],
     ['salted SHA-1', '{SSHA}pOi2ANT2fSV3UoPgoCVr0y1VJI5wZXBwZXI=', /\{SSHA\}/],
     ['DES crypt', 'L5NULQB2JKXOs', /DES crypt/],
     ['plain text', 'plain-text-pass', /plain text/],
