@@ -47,7 +47,8 @@ export function accessLogFields(ctx: RequestContext): Record<string, unknown> {
     path: ctx.path,
     status: ctx.res.statusCode,
     bytesIn: ctx.bytesIn,
-    bytesOut: ctx.bytesOut,
+    // Answers the gateway writes itself are counted by their length; relayed ones as they stream.
+    bytesOut: ctx.upstreamStatus === null ? Number(ctx.res.getHeader('content-length') ?? 0) : ctx.bytesOut,
     durationMs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n) / 1000,
     user: ctx.user,
     remote: ctx.remoteAddress,

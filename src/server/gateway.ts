@@ -4,6 +4,7 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import { watchHtpasswd } from '../auth/htpasswd-watch.js';
 import type { Config } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import type { ForwardSettings } from '../proxy/forward.js';
@@ -57,6 +58,7 @@ function listen(server: https.Server, host: string, port: number): Promise<numbe
 export async function startGateway(config: Config, options: { logger?: Logger } = {}): Promise<RunningGateway> {
   const log = options.logger ?? createLogger(config.logLevel);
   const authenticator = createAuthenticator({ users: config.users });
+  const htpasswdWatch = watchHtpasswd(config.htpasswdFile, authenticator, log);
   let draining = false;
   const server = https.createServer({
     ...secureServerOptions(config.tls),
@@ -66,6 +68,8 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
     headersTimeout: config.timeouts.headersMs,
     keepAliveTimeout: config.timeouts.keepAliveMs,
     maxHeaderSize: 32 * 1024,
+    // Two Authorization headers then read as one malformed value instead of the first silently winning.
+    joinDuplicateHeaders: true,
   });
   server.timeout = config.timeouts.idleMs;
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
@@ -83,6 +87,7 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
 
   const close = async (): Promise<void> => {
     draining = true;
+    htpasswdWatch.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // Connections become idle as their responses finish; close each as soon as it is.

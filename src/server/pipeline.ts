@@ -70,8 +70,8 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     ctx.user = result.user;
     ctx.failure = `authentication ${result.reason}`;
   } catch (err) {
-    if (!isGatewayError(err, 'AUTH_BUSY')) throw err;
-    ctx.failure = 'authentication overloaded';
+    if (!isGatewayError(err, 'AUTH_BUSY') && !isGatewayError(err, 'AUTH_WORKER_FAILED')) throw err;
+    ctx.failure = err.code === 'AUTH_BUSY' ? 'authentication overloaded' : 'password verification failed';
     sendRegistryError(res, 503, 'UNAVAILABLE', 'too many logins at once; retry shortly', { 'retry-after': '1', ...closeIfBody });
     return false;
   }

@@ -1,0 +1,50 @@
+// Users added, removed or broken in the htpasswd file while the gateway runs.
+import { readFile, writeFile } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { runOk, requireTool } from '../helpers/tools.js';
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack({ users: [{ user: 'bob', password: 'bob-secret', algorithm: 'apr1' }] });
+});
+afterAll(() => stack.stop());
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+async function statusWithin(ms: number, authorization: string, want: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const { status } = await stack.request('/v2/', { auth: false, headers: { authorization } });
+    if (status === want || Date.now() > deadline) return status;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('htpasswd changes while the gateway runs', () => {
+  it('lets a user added with Apache htpasswd in within 2 seconds', async () => {
+    const carol = basic('carol', 'carol: new secret');
+    expect((await stack.request('/v2/', { auth: false, headers: { authorization: carol } })).status).toBe(401);
+    await runOk(requireTool('htpasswd'), ['-b', '-B', '-C', '5', stack.htpasswdFile, 'carol', 'carol: new secret']);
+    expect(await statusWithin(2500, carol, 200)).toBe(200);
+  });
+
+  it('shuts out a removed user at once after the reload, although the login was remembered', async () => {
+    const bob = stack.authorization('bob');
+    expect((await stack.request('/v2/', { auth: false, headers: { authorization: bob } })).status).toBe(200);
+    await runOk(requireTool('htpasswd'), ['-D', stack.htpasswdFile, 'bob']);
+    expect(await statusWithin(2500, bob, 401)).toBe(401);
+  });
+
+  it('keeps the last good users when the file breaks, and logs the line at fault', async () => {
+    const before = await readFile(stack.htpasswdFile, 'utf8');
+    await writeFile(stack.htpasswdFile, `${before}mallory:$6$rounds=5000$salt$hash\n`);
+    let logged: Record<string, unknown> | undefined;
+    for (let i = 0; i < 30 && !logged; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      logged = stack.logLines().find((l) => l.msg === 'htpasswd file not reloaded: keeping the previous users');
+    }
+    expect(JSON.stringify(logged?.problems)).toMatch(/:\d+: user \\"mallory\\"/);
+    expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
+  });
+});
