@@ -43,6 +43,19 @@ export function publicTarget(url: string, publicUrl: string | undefined): string
   return url.slice(publicUrl.length);
 }
 
+/**
+ * Asserts that a URL that may stay relative (a Link target) is relative, or on exactly the public
+ * origin when there is one. Returns the path and query.
+ */
+export function relativeOrPublicTarget(url: string, publicUrl: string | undefined): string {
+  if (url.startsWith('/')) {
+    expect(url, 'a relative URL must be an absolute path under /v2/').toMatch(/^\/v2\//);
+    return url;
+  }
+  expect(publicUrl, `${url} is absolute but there is no --public-url`).toBeDefined();
+  return publicTarget(url, publicUrl);
+}
+
 /** The target of a `Link: <...>; rel="next"` header, or null when there is none. */
 export function nextLink(res: TestResponse): string | null {
   const value = res.headers.link;
