@@ -1,0 +1,58 @@
+// Health endpoints answer without credentials; nothing outside the registry API is served.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { eventually } from './registry-api.js';
+
+describe('health endpoints and paths outside /v2/', () => {
+  let stack: TestStack;
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('answers /healthz with 200 {"status":"ok"} without credentials', async () => {
+    const res = await stack.request('/healthz', { auth: false });
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(JSON.parse(res.text)).toEqual({ status: 'ok' });
+    expect(res.headers['www-authenticate']).toBeUndefined();
+  });
+
+  it('answers /healthz the same with credentials, and ignores a query string', async () => {
+    const res = await stack.request('/healthz?probe=1');
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text)).toEqual({ status: 'ok' });
+  });
+
+  it('answers /readyz with 200 without credentials while the registry is up', async () => {
+    const res = await stack.request('/readyz', { auth: false });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text)).toEqual({ status: 'ready' });
+  });
+
+  // The registry itself answers 200 on `/`: a 404 here shows the gateway did not forward it.
+  const outside = ['/', '/v1/_ping', '/v2x', '/v20/', '/V2/', '/healthz/extra', '/metrics', '/debug/vars', '/favicon.ico', '/%2Fv2/'];
+  for (const path of outside) {
+    it(`answers ${path} with 404, with or without credentials`, async () => {
+      const anonymous = await stack.request(path, { auth: false });
+      expect(anonymous.status).toBe(404);
+      expect(anonymous.headers['www-authenticate']).toBeUndefined();
+      const authenticated = await stack.request(path);
+      expect(authenticated.status).toBe(404);
+      expect(authenticated.headers['docker-distribution-api-version']).toBeUndefined();
+    });
+  }
+
+  it('does not forward paths outside /v2/ to the registry, which would have answered them', async () => {
+    const direct = await fetch(`${stack.registry.url}/`);
+    expect(direct.status).toBe(200);
+    const marker = `outside-${Date.now()}`;
+    expect((await stack.request(`/${marker}`)).status).toBe(404);
+    expect((await stack.request(`/v2/${marker}/tags/list`)).status).toBe(404); // the registry's NAME_UNKNOWN
+    expect(await eventually(() => stack.registry.log().includes(`/v2/${marker}/tags/list`))).toBe(true);
+    expect(stack.registry.log().split(`/v2/${marker}`).join('')).not.toContain(`/${marker}`);
+  });
+});
