@@ -22,6 +22,7 @@ if ((${#missing[@]})); then
 fi
 
 npm run --silent build
+npm run --silent typecheck   # vitest strips types without checking them
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
