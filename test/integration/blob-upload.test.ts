@@ -24,6 +24,11 @@ async function expectBlobStored(stack: TestStack, repo: string, data: Buffer): P
   expect(header(res, 'docker-content-digest')).toBe(digest);
   expect(Number(header(res, 'content-length'))).toBe(data.length);
   expect(res.body.equals(data)).toBe(true);
+  const head = await stack.request(`/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+  expect(head.status).toBe(200);
+  expect(head.body.length).toBe(0);
+  expect(Number(header(head, 'content-length'))).toBe(data.length);
+  expect(header(head, 'docker-content-digest')).toBe(digest);
 }
 
 for (const publicUrl of [undefined, PUBLIC_URL]) {
