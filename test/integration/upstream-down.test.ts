@@ -38,9 +38,9 @@ describe('upstream registry down, then back on the same port', () => {
     const get = await stack.request(`/v2/down/app/blobs/${sha256(blob)}`);
     expect(get.status).toBe(502);
     expect(JSON.parse(get.text).errors[0].code).toBe('UNAVAILABLE');
-    const put = await stack.request('/v2/down/app/blobs/uploads/', { method: 'POST', body: randomBlob(4_000) });
-    expect(put.status).toBe(502);
-    expect(JSON.parse(put.text).errors[0].code).toBe('UNAVAILABLE');
+    const post = await stack.request('/v2/down/app/blobs/uploads/', { method: 'POST', body: randomBlob(4_000) });
+    expect(post.status).toBe(502);
+    expect(JSON.parse(post.text).errors[0].code).toBe('UNAVAILABLE');
   });
 
   it('still checks credentials first: no credentials is 401, not 502', async () => {
