@@ -15,12 +15,15 @@ export function sendJson(res: ServerResponse, status: number, body: string, head
     res.destroy();
     return;
   }
-  res.writeHead(status, {
+  const all: OutgoingHttpHeaders = {
     ...headers,
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'x-content-type-options': 'nosniff',
-  });
+  };
+  // Through setHeader rather than writeHead's argument, so the access log can read the length back.
+  for (const [name, value] of Object.entries(all)) if (value !== undefined) res.setHeader(name, value);
+  res.writeHead(status);
   res.end(body);
 }
 
