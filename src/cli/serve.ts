@@ -25,11 +25,14 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     const config = await loadConfig(argv, env);
     const log = createLogger(config.logLevel);
     const gateway = await startGateway(config, { logger: log });
+    const onHangup = () => void gateway.reload();
+    process.on('SIGHUP', onHangup);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
       process.once('SIGINT', () => resolve('SIGINT'));
     });
     log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
+    process.off('SIGHUP', onHangup);
     await gateway.close();
     log.info('stopped');
     log.flush();

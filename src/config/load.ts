@@ -4,10 +4,19 @@
 import { parseArgs } from 'node:util';
 import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import { GatewayError } from '../errors.js';
-import { loadTlsFiles } from '../tls/load.js';
+import { loadClientCa, loadTlsFiles } from '../tls/load.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
 import type { Config } from './types.js';
-import { parseListen, parseLogLevel, parsePublicUrl, parseRealm, parseSeconds, parseUpstream, type Parsed } from './validate.js';
+import {
+  parseListen,
+  parseLogLevel,
+  parseNonNegativeSeconds,
+  parsePublicUrl,
+  parseRealm,
+  parseSeconds,
+  parseUpstream,
+  type Parsed,
+} from './validate.js';
 
 const HEADERS_TIMEOUT_MS = 60_000;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
@@ -46,24 +55,36 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const upstreamMs = take('upstream-timeout', parseSeconds);
   const idleMs = take('idle-timeout', parseSeconds);
   const shutdownMs = take('shutdown-timeout', parseSeconds);
+  const hstsMaxAge = take('hsts-max-age', parseNonNegativeSeconds);
 
   const certFile = values['tls-cert'].value!;
   const keyFile = values['tls-key'].value!;
   const tls = await loadTlsFiles({ certFile, certSource: label('tls-cert'), keyFile, keySource: label('tls-key') }, now);
   problems.push(...tls.problems);
+  const clientCaFile = values['tls-client-ca'].value;
+  const clientCa = clientCaFile === null ? null : await loadClientCa(clientCaFile, label('tls-client-ca'));
+  problems.push(...(clientCa?.problems ?? []));
 
   const htpasswdFile = values.htpasswd.value!;
   const htpasswd = await readHtpasswdFile(htpasswdFile);
   problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || !tls.files) {
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || hstsMaxAge === null || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
   }
 
   return Object.freeze({
     listen: Object.freeze(listen),
     upstream,
-    tls: Object.freeze({ certFile, keyFile, cert: tls.files.cert, key: tls.files.key }),
+    tls: Object.freeze({
+      certFile,
+      keyFile,
+      cert: tls.files.cert,
+      key: tls.files.key,
+      clientCaFile,
+      clientCa: clientCa?.pem ?? null,
+      hstsMaxAge,
+    }),
     htpasswdFile,
     users: htpasswd.users,
     realm,

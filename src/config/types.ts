@@ -25,6 +25,11 @@ export interface Config {
     /** PEM text as read at start-up (leaf first, then any chain). */
     readonly cert: string;
     readonly key: string;
+    /** CA that client certificates must be signed by (mutual TLS), or null. */
+    readonly clientCaFile: string | null;
+    readonly clientCa: string | null;
+    /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
+    readonly hstsMaxAge: number;
   };
   readonly htpasswdFile: string;
   /** Users as parsed at start-up. */

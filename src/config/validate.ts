@@ -69,3 +69,10 @@ export function parseSeconds(text: string): Parsed<number> {
   }
   return ok(Math.round(seconds * 1000));
 }
+
+/** Whole seconds, zero allowed (for settings where 0 means off). */
+export function parseNonNegativeSeconds(text: string): Parsed<number> {
+  const trimmed = text.trim();
+  if (!/^\d{1,10}$/.test(trimmed)) return bad(`"${text}" is not a whole number of seconds (0 or more)`);
+  return ok(Number(trimmed));
+}

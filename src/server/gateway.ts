@@ -10,6 +10,7 @@ import { GatewayError } from '../errors.js';
 import type { ForwardSettings } from '../proxy/forward.js';
 import { createUpstream } from '../proxy/upstream.js';
 import { secureServerOptions } from '../tls/options.js';
+import { watchCertificates } from '../tls/reload.js';
 import { createLogger, type Logger } from './logger.js';
 import { createRequestHandler } from './pipeline.js';
 
@@ -19,6 +20,8 @@ export interface RunningGateway {
   readonly port: number;
   readonly server: https.Server;
   readonly authenticator: Authenticator;
+  /** Re-read the certificate pair and the htpasswd file now (what SIGHUP does); false if either was refused. */
+  reload(): Promise<boolean>;
   /** Stop accepting, let in-flight requests finish for up to the shutdown timeout, then cut the rest. */
   close(): Promise<void>;
 }
@@ -72,11 +75,19 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
     joinDuplicateHeaders: true,
   });
   server.timeout = config.timeouts.idleMs;
+  const certWatch = watchCertificates(server, config.tls, log);
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
 
   const port = await listen(server, config.listen.host, config.listen.port);
   const forwarding = forwardingSettings(config, port, log);
-  const handler = createRequestHandler({ authenticator, forwarding, realm: config.realm, log, draining: () => draining });
+  const handler = createRequestHandler({
+    authenticator,
+    forwarding,
+    realm: config.realm,
+    log,
+    hstsMaxAge: config.tls.hstsMaxAge,
+    draining: () => draining,
+  });
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);
@@ -88,6 +99,7 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
   const close = async (): Promise<void> => {
     draining = true;
     htpasswdWatch.close();
+    certWatch.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // Connections become idle as their responses finish; close each as soon as it is.
@@ -101,5 +113,10 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
     await authenticator.close();
   };
 
-  return { url: `https://${displayHost(config.listen.host)}:${port}`, port, server, authenticator, close };
+  const reload = async (): Promise<boolean> => {
+    const [certOk, usersOk] = await Promise.all([certWatch.reload(), htpasswdWatch.reload()]);
+    return certOk && usersOk;
+  };
+
+  return { url: `https://${displayHost(config.listen.host)}:${port}`, port, server, authenticator, reload, close };
 }

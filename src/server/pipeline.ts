@@ -16,6 +16,8 @@ export interface PipelineDeps {
   readonly forwarding: ForwardSettings;
   readonly realm: string;
   readonly log: Logger;
+  /** Strict-Transport-Security max-age in seconds; 0 for none. */
+  readonly hstsMaxAge: number;
   /** True once shutdown began: responses then close their connection. */
   readonly draining: () => boolean;
 }
@@ -28,6 +30,7 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
   return (req, res) => {
     const ctx = createContext(req, res);
     res.on('close', () => deps.log.info(accessLogFields(ctx), 'request'));
+    if (deps.hstsMaxAge > 0) res.setHeader('strict-transport-security', `max-age=${deps.hstsMaxAge}`);
     if (deps.draining()) res.setHeader('connection', 'close');
     route(ctx, deps).catch((err: unknown) => {
       // A fault of our own: answer if we still can, and never take the process down with it.

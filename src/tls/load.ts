@@ -77,3 +77,20 @@ export async function loadTlsFiles(input: TlsFilesInput, now = new Date()): Prom
   }
   return { files: problems.length === 0 && cert !== null && key !== null ? { cert, key } : null, problems };
 }
+
+/** The CA file for client certificates: at least one PEM certificate, each a CA. */
+export async function loadClientCa(file: string, source: string): Promise<{ pem: string | null; problems: string[] }> {
+  const problems: string[] = [];
+  const pem = await readText(file, source, 'CA certificate', problems);
+  if (pem === null) return { pem, problems };
+  const blocks = pem.match(PEM_CERT) ?? [];
+  if (blocks.length === 0) problems.push(`${source}: ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  for (const block of blocks) {
+    try {
+      if (!new X509Certificate(block).ca) problems.push(`${source}: ${file} holds a certificate that is not a CA; give the CA that signs the client certificates`);
+    } catch {
+      problems.push(`${source}: a certificate in ${file} cannot be parsed; is it PEM?`);
+    }
+  }
+  return { pem: problems.length === 0 ? pem : null, problems };
+}

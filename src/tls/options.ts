@@ -14,13 +14,32 @@ const TLS12_CIPHERS = [
 
 const TLS13_CIPHERS = ['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'].join(':');
 
-export function secureServerOptions(files: { readonly cert: string; readonly key: string }): TlsOptions & SecureContextOptions {
+export interface TlsMaterial {
+  readonly cert: string;
+  readonly key: string;
+  /** CA of accepted client certificates; null lets any client connect (basic auth still applies). */
+  readonly clientCa: string | null;
+}
+
+/** What can change while serving (certificate, key, client CA): the input of setSecureContext too. */
+export function secureContextOptions(material: TlsMaterial): SecureContextOptions {
   return {
-    cert: files.cert,
-    key: files.key,
+    cert: material.cert,
+    key: material.key,
+    ...(material.clientCa === null ? {} : { ca: material.clientCa }),
     minVersion: 'TLSv1.2',
     ciphers: `${TLS13_CIPHERS}:${TLS12_CIPHERS}`,
     honorCipherOrder: true,
+  };
+}
+
+export function secureServerOptions(material: TlsMaterial): TlsOptions & SecureContextOptions {
+  const mutual = material.clientCa !== null;
+  return {
+    ...secureContextOptions(material),
     ALPNProtocols: ['http/1.1'],
+    // As the registry's own http.tls.clientcas: no certificate from that CA, no connection.
+    requestCert: mutual,
+    rejectUnauthorized: mutual,
   };
 }

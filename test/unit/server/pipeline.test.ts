@@ -19,6 +19,7 @@ const handler = createRequestHandler({
   forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log },
   realm: 'Test Realm',
   log,
+  hstsMaxAge: 600,
   draining: () => false,
 });
 afterAll(async () => {
@@ -33,6 +34,11 @@ describe('request pipeline', () => {
     const res = await request(handler).get('/healthz');
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ status: 'ok' });
+  });
+
+  it('sends Strict-Transport-Security on every answer', async () => {
+    expect((await request(handler).get('/healthz')).headers['strict-transport-security']).toBe('max-age=600');
+    expect((await request(handler).get('/v2/')).headers['strict-transport-security']).toBe('max-age=600');
   });
 
   it('answers 404 outside /v2/ and the health endpoints', async () => {
