@@ -12,6 +12,15 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: { exitCode: 1, summary: 'upstream registry timed out' },
   UPSTREAM_BAD_RESPONSE: { exitCode: 1, summary: 'upstream registry sent an unusable response' },
   LISTEN_FAILED: { exitCode: 1, summary: 'cannot listen' },
+  CERT_HOST_INVALID: { exitCode: 2, summary: 'host name cannot go in a certificate' },
+  CERT_IP_INVALID: { exitCode: 2, summary: 'IP address cannot go in a certificate' },
+  CERT_NAMES_MISSING: { exitCode: 2, summary: 'a server certificate needs at least one host name or IP address' },
+  CERT_DAYS_INVALID: { exitCode: 2, summary: 'invalid certificate validity' },
+  CERT_CLIENT_NAME_INVALID: { exitCode: 2, summary: 'invalid client certificate name' },
+  CERT_UNREADABLE: { exitCode: 1, summary: 'certificate cannot be read' },
+  CERTS_EXIST: { exitCode: 1, summary: 'certificate files already exist' },
+  CA_MISSING: { exitCode: 1, summary: 'no certificate authority found' },
+  CA_UNUSABLE: { exitCode: 1, summary: 'certificate authority cannot sign' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
