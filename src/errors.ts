@@ -12,6 +12,13 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: { exitCode: 1, summary: 'upstream registry timed out' },
   UPSTREAM_BAD_RESPONSE: { exitCode: 1, summary: 'upstream registry sent an unusable response' },
   LISTEN_FAILED: { exitCode: 1, summary: 'cannot listen' },
+  HTPASSWD_USER_INVALID: { exitCode: 2, summary: 'user name cannot be used' },
+  HTPASSWD_USER_UNKNOWN: { exitCode: 1, summary: 'no such user in the htpasswd file' },
+  HTPASSWD_UNREADABLE: { exitCode: 1, summary: 'htpasswd file cannot be read' },
+  HTPASSWD_UNWRITABLE: { exitCode: 1, summary: 'htpasswd file cannot be written' },
+  PASSWORD_REFUSED: { exitCode: 1, summary: 'password refused' },
+  // 130 is what a shell reports for a command ended by Ctrl-C.
+  PASSWORD_PROMPT_CANCELLED: { exitCode: 130, summary: 'password prompt cancelled' },
   CERT_HOST_INVALID: { exitCode: 2, summary: 'host name cannot go in a certificate' },
   CERT_IP_INVALID: { exitCode: 2, summary: 'IP address cannot go in a certificate' },
   CERT_NAMES_MISSING: { exitCode: 2, summary: 'a server certificate needs at least one host name or IP address' },
