@@ -14,6 +14,8 @@ export interface RegistryOptions {
   deleteEnabled?: boolean;
   /** Parent of the temporary folder; the system temp dir by default. */
   parentDir?: string;
+  /** Turns on the registry's own htpasswd auth (realm "test") with this file, which must exist. */
+  htpasswdFile?: string;
 }
 
 export interface TestRegistry {
@@ -98,7 +100,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       if (exitInfo !== null) {
         throw new Error(`docker-registry stopped while starting (${exitInfo}); its log:\n${readLog()}`);
       }
-      if ((await probe(`${url}/v2/`)) === 200) return;
+      // With its own auth on, the registry is ready when it asks for credentials.
+      if ((await probe(`${url}/v2/`)) === (options.htpasswdFile === undefined ? 200 : 401)) return;
       if (Date.now() > deadline) {
         await halt();
         throw new Error(`docker-registry did not answer GET ${url}/v2/ within ${STARTUP_TIMEOUT_MS} ms; its log:\n${readLog()}`);
@@ -159,7 +162,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   return registry;
 }
 
-function registryConfig(o: { port: number; storageDir: string; httpHost?: string; deleteEnabled?: boolean }): string {
+function registryConfig(o: { port: number; storageDir: string; httpHost?: string; deleteEnabled?: boolean; htpasswdFile?: string }): string {
   const lines = [
     'version: 0.1',
     'log:',
@@ -181,6 +184,7 @@ function registryConfig(o: { port: number; storageDir: string; httpHost?: string
     '  secret: registry-gateway-test-secret',
   ];
   if (o.httpHost !== undefined) lines.push(`  host: ${JSON.stringify(o.httpHost)}`);
+  if (o.htpasswdFile !== undefined) lines.push('auth:', '  htpasswd:', '    realm: test', `    path: ${JSON.stringify(o.htpasswdFile)}`);
   return `${lines.join('\n')}\n`;
 }
 
