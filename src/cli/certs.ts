@@ -1,0 +1,265 @@
+// `registry-gateway certs`: make a private CA and the gateway's server certificate, inspect the
+// certificate in use, and issue client certificates. Each subcommand returns the exit code.
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
+import { trustInstructions, writeCertificateSet, writeClientCertificate } from '../tls/cert-files.js';
+import { LEAF_DAYS, describeCertificate, normalizeServerNames } from '../tls/certificates.js';
+
+export const CERTS_USAGE = `Usage: registry-gateway certs <command> [options]
+
+Makes and inspects the gateway's TLS certificates: a private CA, the server certificate it signs,
+and client certificates for mutual TLS.
+
+Commands:
+  init    make a CA and a server certificate (certs/ca.crt, ca.key, server.crt, server.key)
+  show    describe the certificate the gateway serves, and warn when it expires soon
+  client  issue a client certificate from the CA made by init
+
+Run registry-gateway certs <command> --help for its options.
+`;
+
+const INIT_USAGE = `Usage: registry-gateway certs init --host NAME|--ip ADDR ... [options]
+
+Makes a private CA (RSA 3072, 10 years) and a server certificate signed by it (RSA 2048) for every
+name and address given, then prints how to make clients trust the CA.
+
+Options:
+  --host NAME   DNS name clients use (repeatable; a wildcard like *.example.com is allowed)
+  --ip ADDR     IPv4 or IPv6 address clients use (repeatable)
+  --out DIR     where to write ca.crt, ca.key, server.crt, server.key (default: certs)
+  --days N      validity of the server certificate in days (default: ${LEAF_DAYS})
+  --port N      the port clients use, for the trust paths printed (default: 443)
+  --force       replace files that already exist
+  -h, --help    show this help
+`;
+
+const SHOW_USAGE = `Usage: registry-gateway certs show [--cert FILE]
+
+Prints the subject, names, issuer, validity and SHA-256 fingerprint of a certificate, with a
+WARNING when it expires within 30 days. Exits 1 when it has expired or is not valid yet.
+
+Options:
+  --cert FILE   the certificate (default: $GATEWAY_TLS_CERT, else certs/server.crt)
+  -h, --help    show this help
+`;
+
+const CLIENT_USAGE = `Usage: registry-gateway certs client --name NAME [options]
+
+Issues a client certificate (RSA 2048, clientAuth) from the CA in DIR and writes DIR/NAME.cert and
+DIR/NAME.key, the pair Docker, podman and skopeo pick up from certs.d.
+
+Options:
+  --name NAME   who the certificate is for: its common name and file name
+  --out DIR     the folder holding ca.crt and ca.key (default: certs)
+  --days N      validity in days (default: ${LEAF_DAYS})
+  --force       replace NAME.cert and NAME.key if they exist
+  -h, --help    show this help
+`;
+
+const DEFAULT_DIR = 'certs';
+const WARN_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** Which flag a validation error is about, so the message can name it. */
+const FLAG_OF: Partial<Record<ErrorCode, string>> = {
+  CERT_HOST_INVALID: '--host',
+  CERT_IP_INVALID: '--ip',
+  CERT_NAMES_MISSING: '--host/--ip',
+  CERT_DAYS_INVALID: '--days',
+  CERT_CLIENT_NAME_INVALID: '--name',
+};
+
+export async function certs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'init':
+        return await init(rest);
+      case 'show':
+        return await show(rest, env);
+      case 'client':
+        return await client(rest);
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(CERTS_USAGE);
+        return 0;
+      case undefined:
+        process.stderr.write(CERTS_USAGE);
+        return 2;
+      default:
+        throw new GatewayError('USAGE', `unknown command "${command}"; see registry-gateway certs --help`);
+    }
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    const flag = FLAG_OF[err.code];
+    process.stderr.write(`registry-gateway certs: ${flag === undefined ? '' : `${flag}: `}${err.message}\n`);
+    for (const problem of err.problems) process.stderr.write(`  - ${problem}\n`);
+    return err.exitCode;
+  }
+}
+
+async function init(argv: string[]): Promise<number> {
+  const flags = parse('init', argv, {
+    host: { type: 'string', multiple: true },
+    ip: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    days: { type: 'string' },
+    port: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  if (flags.help === true) return help(INIT_USAGE);
+  const hosts = strings(flags.host);
+  const ips = strings(flags.ip);
+  if (hosts.length === 0 && ips.length === 0) {
+    throw new GatewayError('USAGE', 'give at least one --host NAME or --ip ADDR: the names clients will use to reach the gateway');
+  }
+  const dir = text(flags.out) ?? DEFAULT_DIR;
+  const days = count('--days', text(flags.days), 36_500);
+  const port = count('--port', text(flags.port), 65_535) ?? 443;
+  const files = await writeCertificateSet(dir, { hosts, ips, days, force: flags.force === true });
+  const server = describeCertificate(await readFile(files.serverCert, 'utf8'));
+  const column = Math.max(...Object.values(files).map((f) => f.length));
+  const row = (file: string, what: string) => `  ${file.padEnd(column)}  ${what}\n`;
+  process.stdout.write(
+    'Wrote\n' +
+      row(files.caCert, 'the CA certificate: every client must trust it (see below)') +
+      row(files.caKey, 'the CA private key (mode 0600): keep it secret, it signs certificates') +
+      row(files.serverCert, `the server certificate for ${server.sans.join(', ')}, then the CA`) +
+      row(files.serverKey, 'the server private key (mode 0600)') +
+      `The server certificate is valid until ${server.notAfter.toISOString()}.\n` +
+      serveHint(dir, files.serverCert, files.serverKey) +
+      '\n' +
+      trustInstructions(files.caCert, trustNames(hosts, ips), port),
+  );
+  return 0;
+}
+
+/** The names as they went into the certificate: lower case, each once. */
+function trustNames(hosts: string[], ips: string[]): string[] {
+  const names = normalizeServerNames(hosts, ips);
+  return [...names.hosts, ...names.ips.map((ip) => ip.text)];
+}
+
+function serveHint(dir: string, cert: string, key: string): string {
+  return dir === DEFAULT_DIR
+    ? 'registry-gateway serve uses them by default.\n'
+    : `Start the gateway with: registry-gateway serve --tls-cert ${cert} --tls-key ${key}\n`;
+}
+
+async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const flags = parse('show', argv, { cert: { type: 'string' } });
+  if (flags.help === true) return help(SHOW_USAGE);
+  const [file, source] = certSource(text(flags.cert), env);
+  const summary = describeCertificate(await readCertificate(file, source));
+  const now = Date.now();
+  // Rounded up: a certificate made with --days 10 a moment ago reads "10 days from now".
+  const daysLeft = Math.ceil((summary.notAfter.getTime() - now) / DAY_MS);
+  process.stdout.write(
+    `certificate  ${file} (${source})\n` +
+      `subject      ${summary.subject}\n` +
+      `names        ${summary.sans.length === 0 ? '(none)' : summary.sans.join(', ')}\n` +
+      `issuer       ${summary.issuer}\n` +
+      `not before   ${summary.notBefore.toISOString()}\n` +
+      `not after    ${summary.notAfter.toISOString()}${daysLeft > 0 ? ` (${plural(daysLeft, 'day')} from now)` : ''}\n` +
+      `SHA-256      ${summary.fingerprint256}\n`,
+  );
+  if (summary.notAfter.getTime() <= now) {
+    process.stderr.write(`registry-gateway certs: the certificate in ${file} expired on ${summary.notAfter.toISOString()}; renew it\n`);
+    return 1;
+  }
+  if (summary.notBefore.getTime() > now) {
+    process.stderr.write(`registry-gateway certs: the certificate in ${file} is not valid before ${summary.notBefore.toISOString()}; check the clock\n`);
+    return 1;
+  }
+  if (summary.notAfter.getTime() - now < WARN_DAYS * DAY_MS) {
+    process.stdout.write(`WARNING: the certificate expires in ${plural(daysLeft, 'day')}, on ${summary.notAfter.toISOString()}; renew it before then\n`);
+  }
+  return 0;
+}
+
+/** The same precedence as serve: the flag, then the variable, then the default path. */
+function certSource(flag: string | undefined, env: NodeJS.ProcessEnv): [string, string] {
+  if (flag !== undefined) return [flag, '--cert'];
+  const fromEnv = env.GATEWAY_TLS_CERT;
+  if (fromEnv !== undefined && fromEnv !== '') return [fromEnv, 'GATEWAY_TLS_CERT'];
+  return [join(DEFAULT_DIR, 'server.crt'), 'default'];
+}
+
+async function readCertificate(file: string, source: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist; make one with registry-gateway certs init, or give --cert FILE' : `cannot be read (${code ?? String(err)})`;
+    throw new GatewayError('CERT_UNREADABLE', `${file} (${source}) ${why}`, { cause: err });
+  }
+}
+
+async function client(argv: string[]): Promise<number> {
+  const flags = parse('client', argv, {
+    name: { type: 'string' },
+    out: { type: 'string' },
+    days: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  if (flags.help === true) return help(CLIENT_USAGE);
+  const name = text(flags.name);
+  if (name === undefined) throw new GatewayError('USAGE', '--name NAME is required: who the certificate is for');
+  const dir = text(flags.out) ?? DEFAULT_DIR;
+  const days = count('--days', text(flags.days), 36_500);
+  const files = await writeClientCertificate(dir, name, { days, force: flags.force === true });
+  const cert = describeCertificate(await readFile(files.cert, 'utf8'));
+  const certsD = `/etc/docker/certs.d/HOST:PORT`;
+  process.stdout.write(
+    `Wrote\n  ${files.cert.padEnd(files.key.length)}  client certificate for ${cert.subject}, valid until ${cert.notAfter.toISOString()}, then the CA\n` +
+      `  ${files.key.padEnd(files.cert.length)}  its private key (mode 0600)\n\n` +
+      `On each Docker host that should present it, put the pair beside the CA in ${certsD}/\n` +
+      `(HOST:PORT as clients write it, without :PORT for 443):\n` +
+      `  sudo install -D -m 644 ${join(dir, 'ca.crt')} ${certsD}/ca.crt\n` +
+      `  sudo install -D -m 644 ${files.cert} ${certsD}/${name}.cert\n` +
+      `  sudo install -D -m 600 ${files.key} ${certsD}/${name}.key\n` +
+      `podman and skopeo read the same three files from /etc/containers/certs.d/HOST:PORT/.\n` +
+      `The gateway asks for client certificates when started with --tls-client-ca ${join(dir, 'ca.crt')}.\n`,
+  );
+  return 0;
+}
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** Strict parsing: an unknown flag, a missing value or a stray argument is a usage error naming it. */
+function parse(command: string, argv: string[], options: NonNullable<ParseArgsConfig['options']>): Values {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values;
+  } catch (err) {
+    throw new GatewayError('USAGE', `${(err as Error).message}; see registry-gateway certs ${command} --help`);
+  }
+}
+
+function help(usage: string): number {
+  process.stdout.write(usage);
+  return 0;
+}
+
+function text(value: Values[string]): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function strings(value: Values[string]): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+/** A whole number from 1 to max, or undefined when the flag was not given. */
+function count(flag: string, value: string | undefined, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= max)) throw new GatewayError('USAGE', `${flag}: "${value}" is not a whole number from 1 to ${max}`);
+  return n;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
