@@ -2,12 +2,16 @@
 // Entry point: dispatch to one command; each command returns the process exit code.
 
 import { createRequire } from 'node:module';
+import { certs } from './certs.js';
+import { htpasswd } from './htpasswd.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: registry-gateway <command> [options]
 
 Commands:
   serve     run the gateway (see registry-gateway serve --help)
+  certs     make a CA and certificates, show the one in use (registry-gateway certs --help)
+  htpasswd  add, remove, list and verify users of the htpasswd file (registry-gateway htpasswd --help)
 
 Options:
   -h, --help     show this help
@@ -24,6 +28,10 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(rest);
+    case 'certs':
+      return certs(rest);
+    case 'htpasswd':
+      return htpasswd(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -24,6 +24,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     }
     const config = await loadConfig(argv, env);
     const log = createLogger(config.logLevel);
+    if (config.tls.generated) {
+      const { caFile, hosts, ips, instructions } = config.tls.generated;
+      log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile}; clients must trust that CA:\n${instructions}`);
+    }
     const gateway = await startGateway(config, { logger: log });
     const onHangup = () => void gateway.reload();
     process.on('SIGHUP', onHangup);

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import { GatewayError } from '../errors.js';
+import { makeDefaultCertificateIfMissing, type GeneratedCertificate } from '../tls/auto.js';
 import { loadClientCa, loadTlsFiles } from '../tls/load.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
 import type { Config } from './types.js';
@@ -59,6 +60,20 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
 
   const certFile = values['tls-cert'].value!;
   const keyFile = values['tls-key'].value!;
+  let generated: GeneratedCertificate | null = null;
+  if (values['tls-cert'].isDefault && values['tls-key'].isDefault) {
+    try {
+      generated = await makeDefaultCertificateIfMissing({
+        certFile,
+        keyFile,
+        publicUrl,
+        extraSans: (values['tls-san'].value ?? '').split(','),
+        port: publicUrl ? Number(publicUrl.port || 443) : (listen?.port ?? 8443),
+      });
+    } catch (err) {
+      problems.push(`${label('tls-cert')}: no certificate at ${certFile}, and making one failed: ${(err as Error).message}`);
+    }
+  }
   const tls = await loadTlsFiles({ certFile, certSource: label('tls-cert'), keyFile, keySource: label('tls-key') }, now);
   problems.push(...tls.problems);
   const clientCaFile = values['tls-client-ca'].value;
@@ -83,6 +98,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
       key: tls.files.key,
       clientCaFile,
       clientCa: clientCa?.pem ?? null,
+      generated,
       hstsMaxAge,
     }),
     htpasswdFile,

@@ -36,18 +36,25 @@ export function formatOptionsHelp(options: readonly OptionSpec[]): string {
     .join('\n');
 }
 
+export interface ResolvedOption {
+  readonly value: string | null;
+  /** Where the value came from, as problems name it: `--listen`, `GATEWAY_LISTEN` or `--listen/GATEWAY_LISTEN`. */
+  readonly source: string;
+  readonly isDefault: boolean;
+}
+
 /** Flag wins over environment, environment over default. */
 export function resolveOptionValues(
   flags: Readonly<Record<string, string | undefined>>,
   env: Readonly<Record<string, string | undefined>>,
-): Record<OptionName, { value: string | null; source: string }> {
-  const out = {} as Record<OptionName, { value: string | null; source: string }>;
+): Record<OptionName, ResolvedOption> {
+  const out = {} as Record<OptionName, ResolvedOption>;
   for (const o of SERVE_OPTIONS) {
     const fromFlag = flags[o.flag];
     const fromEnv = env[o.env];
-    if (fromFlag !== undefined) out[o.flag] = { value: fromFlag, source: `--${o.flag}` };
-    else if (fromEnv !== undefined && fromEnv !== '') out[o.flag] = { value: fromEnv, source: o.env };
-    else out[o.flag] = { value: o.default, source: `--${o.flag}/${o.env}` };
+    if (fromFlag !== undefined) out[o.flag] = { value: fromFlag, source: `--${o.flag}`, isDefault: false };
+    else if (fromEnv !== undefined && fromEnv !== '') out[o.flag] = { value: fromEnv, source: o.env, isDefault: false };
+    else out[o.flag] = { value: o.default, source: `--${o.flag}/${o.env}`, isDefault: true };
   }
   return out;
 }

@@ -1,4 +1,5 @@
 import type { HtpasswdUsers } from '../auth/types.js';
+import type { GeneratedCertificate } from '../tls/auto.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -28,6 +29,8 @@ export interface Config {
     /** CA that client certificates must be signed by (mutual TLS), or null. */
     readonly clientCaFile: string | null;
     readonly clientCa: string | null;
+    /** Set when this start made the certificate itself (no certificate at the default paths). */
+    readonly generated: GeneratedCertificate | null;
     /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
     readonly hstsMaxAge: number;
   };

@@ -1,0 +1,67 @@
+// Auto-TLS: a first start with no certificate at the default paths makes one, as `certs init`
+// would, so `serve` (and `docker compose up`) work on a fresh checkout. Paths given explicitly
+// are never replaced: a missing file there is an error, reported as such.
+
+import { access } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { trustInstructions, writeCertificateSet } from './cert-files.js';
+import { normalizeServerNames } from './certificates.js';
+
+export interface GeneratedCertificate {
+  readonly caFile: string;
+  readonly hosts: readonly string[];
+  readonly ips: readonly string[];
+  /** How to make Docker, containerd and the system trust the CA. */
+  readonly instructions: string;
+}
+
+export interface AutoCertificateInput {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly publicUrl: URL | null;
+  /** `--tls-san` entries: names and addresses. */
+  readonly extraSans: readonly string[];
+  /** The port clients use, for the trust paths (`certs.d/HOST:PORT`). */
+  readonly port: number;
+}
+
+function isUsableHostName(name: string): boolean {
+  try {
+    normalizeServerNames([name], []);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Names for the certificate: the public host, this machine, loopback, and whatever was asked for.
+ * The machine's own name is left out when it cannot be a DNS name (`my_box`); a bad `--tls-san`
+ * is kept, so that making the certificate fails and says which.
+ */
+export function autoCertificateNames(publicUrl: URL | null, extraSans: readonly string[], machine = hostname()): { hosts: string[]; ips: string[] } {
+  const machineName = isUsableHostName(machine.toLowerCase()) ? machine : undefined;
+  const entries = [publicUrl?.hostname.replace(/^\[|\]$/g, ''), machineName, 'localhost', '127.0.0.1', '::1', ...extraSans];
+  const unique = [...new Set(entries.filter((e): e is string => e !== undefined && e.trim() !== '').map((e) => e.trim().toLowerCase()))];
+  return { hosts: unique.filter((e) => isIP(e) === 0), ips: unique.filter((e) => isIP(e) !== 0) };
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Makes the CA and server certificate when neither default file exists; null when there was nothing to do. */
+export async function makeDefaultCertificateIfMissing(input: AutoCertificateInput): Promise<GeneratedCertificate | null> {
+  const dir = dirname(input.certFile);
+  const laidOutAsInit = dirname(input.keyFile) === dir && basename(input.certFile) === 'server.crt' && basename(input.keyFile) === 'server.key';
+  if (!laidOutAsInit || (await exists(input.certFile)) || (await exists(input.keyFile))) return null;
+  const { hosts, ips } = autoCertificateNames(input.publicUrl, input.extraSans);
+  await writeCertificateSet(dir, { hosts, ips });
+  const caFile = join(dir, 'ca.crt');
+  return { caFile, hosts, ips, instructions: trustInstructions(caFile, [...hosts, ...ips], input.port) };
+}
