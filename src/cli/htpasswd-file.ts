@@ -22,7 +22,7 @@ export interface EditableFile {
   toText(user: string): string;
   /** A user name from `text` as it really is. */
   fromText(name: string): string;
-  /** Writes new text in place of the file: same folder, mode kept (0600 for a new file). */
+  /** Writes new text in place of the file: same folder, mode kept less any access for others (0600 for a new file). */
   replace(text: string): Promise<void>;
 }
 
@@ -110,7 +110,9 @@ async function replaceFile(path: string, target: string, bytes: Buffer): Promise
     try {
       await handle.writeFile(bytes);
       // open() applies the umask; chmod sets the mode exactly.
-      await handle.chmod(old === null ? NEW_FILE_MODE : old.mode & 0o7777);
+      // An existing file keeps its owner and group access (a gateway may read it through its
+      // group), but password hashes are never left readable by everyone.
+      await handle.chmod(old === null ? NEW_FILE_MODE : old.mode & 0o7770);
       if (old !== null) await keepOwner(handle, old);
       await handle.sync();
     } finally {

@@ -35,6 +35,25 @@ function run(args: string[], env: Record<string, string> = {}): { child: ChildPr
   return { child, output: () => ({ stdout, stderr }), exit };
 }
 
+describe('registry-gateway', () => {
+  it('lists its commands, and each answers --help', async () => {
+    const top = run(['--help']);
+    expect(await top.exit).toBe(0);
+    for (const command of ['serve', 'certs', 'htpasswd']) {
+      expect(top.output().stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+      const help = run([command, '--help']);
+      expect(await help.exit).toBe(0);
+      expect(help.output().stdout).toContain(`Usage: registry-gateway ${command}`);
+    }
+  });
+
+  it('names an unknown command and exits 2', async () => {
+    const cli = run(['sevre']);
+    expect(await cli.exit).toBe(2);
+    expect(cli.output().stderr).toContain('unknown command "sevre"');
+  });
+});
+
 describe('registry-gateway serve', () => {
   it('shows every option with its variable and default in --help', async () => {
     const cli = run(['serve', '--help']);

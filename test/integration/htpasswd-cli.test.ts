@@ -163,6 +163,13 @@ describe('files Apache htpasswd wrote', () => {
     expect(await mode(file)).toBe(0o640);
   });
 
+  it('takes away access for others from a world-readable file it rewrites', async () => {
+    const { file } = await apacheFile();
+    await chmod(file, 0o644);
+    expect((await add(file, 'erin', 'erin-pw', '--cost', '4')).code).toBe(0);
+    expect(await mode(file)).toBe(0o640);
+  });
+
   it('removes a user, which Apache then no longer finds', async () => {
     const { file, before } = await apacheFile();
     expect(await cli(['remove', 'carol', '--file', file])).toEqual({ code: 0, stdout: `removed user "carol" from ${file}\n`, stderr: '' });
