@@ -29,6 +29,26 @@ describe('htpasswd changes while the gateway runs', () => {
     expect(await statusWithin(2500, carol, 200)).toBe(200);
   });
 
+  it('fails no request of other users while the file is rewritten again and again', async () => {
+    let stop = false;
+    const statuses: number[] = [];
+    const load = (async () => {
+      while (!stop) statuses.push((await stack.request('/v2/', { auth: 'alice' })).status);
+    })();
+    const htpasswd = requireTool('htpasswd');
+    for (let i = 0; i < 5; i++) {
+      await runOk(htpasswd, ['-b', '-B', '-C', '4', stack.htpasswdFile, `temp${i}`, 'pw']);
+      await new Promise((r) => setTimeout(r, 300));
+      await runOk(htpasswd, ['-D', stack.htpasswdFile, `temp${i}`]);
+    }
+    await new Promise((r) => setTimeout(r, 1200));
+    stop = true;
+    await load;
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    expect(stack.logLines().filter((l) => l.msg === 'htpasswd file reloaded').length).toBeGreaterThan(1);
+  });
+
   it('shuts out a removed user at once after the reload, although the login was remembered', async () => {
     const bob = stack.authorization('bob');
     expect((await stack.request('/v2/', { auth: false, headers: { authorization: bob } })).status).toBe(200);
