@@ -44,7 +44,8 @@ node -e '
   for (const f of fs.readdirSync(process.argv[1]).sort()) {
     const r = JSON.parse(fs.readFileSync(path.join(process.argv[1], f), "utf8"));
     // A test file that fails to load counts as a failure even though none of its tests ran.
-    const p = r.numPassedTests, x = Math.max(r.numFailedTests, r.numFailedTestSuites);
+    const unloaded = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+    const p = r.numPassedTests, x = r.numFailedTests + unloaded;
     console.log(`${path.basename(f, ".json")}: ${p} passed, ${x} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
     passed += p; failed += x;
   }

@@ -57,9 +57,9 @@ describe('other values', () => {
 describe('resolveOptionValues', () => {
   it('lets a flag win over the environment, and the environment over the default', () => {
     const values = resolveOptionValues({ listen: '127.0.0.1:1' }, { GATEWAY_LISTEN: '127.0.0.1:2', GATEWAY_REALM: 'Env Realm' });
-    expect(values.listen).toEqual({ value: '127.0.0.1:1', source: '--listen' });
-    expect(values.realm).toEqual({ value: 'Env Realm', source: 'GATEWAY_REALM' });
-    expect(values.upstream).toEqual({ value: 'http://127.0.0.1:5000', source: '--upstream/GATEWAY_UPSTREAM' });
+    expect(values.listen).toEqual({ value: '127.0.0.1:1', source: '--listen', isDefault: false });
+    expect(values.realm).toEqual({ value: 'Env Realm', source: 'GATEWAY_REALM', isDefault: false });
+    expect(values.upstream).toEqual({ value: 'http://127.0.0.1:5000', source: '--upstream/GATEWAY_UPSTREAM', isDefault: true });
     expect(values['public-url'].value).toBeNull();
   });
 });
