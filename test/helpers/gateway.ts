@@ -44,6 +44,14 @@ export interface TestResponse {
   text: string;
 }
 
+export interface TestRequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  /** Several buffers are written one by one, so the body goes out chunked with no Content-Length. */
+  body?: string | Buffer | Buffer[];
+  auth?: string | false;
+}
+
 export interface TestStack {
   readonly gateway: RunningGateway;
   readonly registry: TestRegistry;
@@ -70,7 +78,7 @@ export interface TestStack {
    */
   request(
     path: string,
-    options?: { method?: string; headers?: Record<string, string>; body?: string | Buffer; auth?: string | false },
+    options?: TestRequestOptions,
   ): Promise<TestResponse>;
   /** Closes the gateway, stops the registry and removes the temp folder. Idempotent. */
   stop(): Promise<void>;
@@ -174,7 +182,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         return new Promise<TestResponse>((resolve, reject) => {
           const req = httpsRequest(
             new URL(path, url),
-            { method: reqOptions.method ?? 'GET', headers, ca: pki.caPem, agent: false },
+            // The TLS name is fixed to one the test certificate covers, so Host may say anything.
+            { method: reqOptions.method ?? 'GET', headers, ca: pki.caPem, servername: 'localhost', agent: false },
             (res) => {
               const chunks: Buffer[] = [];
               res.on('data', (c: Buffer) => chunks.push(c));
@@ -186,7 +195,13 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
             },
           );
           req.once('error', reject);
-          req.end(reqOptions.body);
+          const body = reqOptions.body;
+          if (Array.isArray(body)) {
+            for (const chunk of body) req.write(chunk);
+            req.end();
+          } else {
+            req.end(body);
+          }
         });
       },
       async stop() {

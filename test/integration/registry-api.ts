@@ -2,9 +2,8 @@
 // the OCI distribution spec) shared by the integration tests: blob uploads in the styles real
 // clients use, image pushes, and checks on the URLs the gateway hands back.
 import { randomBytes } from 'node:crypto';
-import { request as httpsRequest } from 'node:https';
 import { expect } from 'vitest';
-import type { TestResponse, TestStack } from '../helpers/gateway.js';
+import type { TestRequestOptions, TestResponse, TestStack } from '../helpers/gateway.js';
 import { gzipLayer, makeTar, MEDIA_TYPES, sha256, type OciImageManifest } from '../helpers/oci-layout.js';
 
 export { MEDIA_TYPES, sha256 };
@@ -80,47 +79,11 @@ export function repoName(prefix: string): string {
   return `${prefix}/${randomBytes(4).toString('hex')}`;
 }
 
-export interface RawRequestOptions {
-  method?: string;
-  headers?: Record<string, string>;
-  /** Several buffers are written one by one, so the body goes out chunked with no Content-Length. */
-  body?: Buffer | Buffer[];
-  auth?: string | false;
-}
+export type RawRequestOptions = TestRequestOptions;
 
-/**
- * One HTTPS request to the gateway, like `stack.request`, but with the TLS name fixed to
- * `localhost` (which the test certificate covers) so the Host header can say anything, and with
- * an optional streamed body.
- */
+/** One HTTPS request to the gateway (see `TestStack.request`). */
 export function rawRequest(stack: TestStack, path: string, options: RawRequestOptions = {}): Promise<TestResponse> {
-  const headers: Record<string, string> = {};
-  const auth = options.auth ?? 'alice';
-  if (auth !== false) headers.authorization = stack.authorization(auth);
-  Object.assign(headers, options.headers ?? {});
-  return new Promise<TestResponse>((resolve, reject) => {
-    const req = httpsRequest(
-      new URL(path, stack.url),
-      { method: options.method ?? 'GET', headers, ca: stack.pki.caPem, servername: 'localhost', agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.once('error', reject);
-        res.once('end', () => {
-          const body = Buffer.concat(chunks);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
-        });
-      },
-    );
-    req.once('error', reject);
-    const body = options.body;
-    if (Array.isArray(body)) {
-      for (const chunk of body) req.write(chunk);
-      req.end();
-    } else {
-      req.end(body);
-    }
-  });
+  return stack.request(path, options);
 }
 
 /** Every response a flow saw, so tests can look at all headers a client was given. */
