@@ -97,11 +97,48 @@ export async function checkWritable(file: EditableFile): Promise<void> {
   try {
     await access(folder, constants.W_OK);
   } catch (err) {
-    throw unwritable(file.path, folder, err);
+    // A file bind-mounted on its own into a container sits in a folder we may not write to;
+    // it can still be rewritten in place.
+    if (!file.exists || !(await canWrite(file.target))) throw unwritable(file.path, folder, err);
+  }
+}
+
+function canWrite(file: string): Promise<boolean> {
+  return access(file, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+// Why a temporary file cannot be put in place by rename: a file bind-mounted on its own (EBUSY,
+// EXDEV), or a folder we may not write to (EACCES, EPERM).
+const IN_PLACE_CODES = new Set(['EBUSY', 'EXDEV', 'EACCES', 'EPERM']);
+
+/** Rewrites the file through its own inode; not atomic, but the gateway keeps its last good users meanwhile. */
+async function rewriteInPlace(target: string, bytes: Buffer): Promise<void> {
+  const handle = await open(target, 'r+');
+  try {
+    await handle.truncate(0);
+    await handle.write(bytes, 0, bytes.length, 0);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
 async function replaceFile(path: string, target: string, bytes: Buffer): Promise<void> {
+  try {
+    await replaceByRename(path, target, bytes);
+  } catch (err) {
+    const code = errnoCode((err as Error).cause);
+    if (code === undefined || !IN_PLACE_CODES.has(code) || !(await canWrite(target))) throw err;
+    await rewriteInPlace(target, bytes).catch((inPlace: unknown) => {
+      throw unwritable(path, dirname(target), inPlace);
+    });
+  }
+}
+
+async function replaceByRename(path: string, target: string, bytes: Buffer): Promise<void> {
   const folder = dirname(target);
   const old = await stat(target).catch(() => null);
   const temp = join(folder, `.${basename(target)}.${randomBytes(6).toString('hex')}.tmp`);

@@ -3,15 +3,17 @@
 
 import { createRequire } from 'node:module';
 import { certs } from './certs.js';
+import { healthcheck } from './healthcheck.js';
 import { htpasswd } from './htpasswd.js';
 import { serve } from './serve.js';
 
 const USAGE = `Usage: registry-gateway <command> [options]
 
 Commands:
-  serve     run the gateway (see registry-gateway serve --help)
-  certs     make a CA and certificates, show the one in use (registry-gateway certs --help)
-  htpasswd  add, remove, list and verify users of the htpasswd file (registry-gateway htpasswd --help)
+  serve        run the gateway (see registry-gateway serve --help)
+  certs        make a CA and certificates, show the one in use (registry-gateway certs --help)
+  htpasswd     add, remove, list and verify users of the htpasswd file (registry-gateway htpasswd --help)
+  healthcheck  exit 0 when the gateway answers its readiness check (for container health checks)
 
 Options:
   -h, --help     show this help
@@ -32,6 +34,8 @@ export async function main(argv: string[]): Promise<number> {
       return certs(rest);
     case 'htpasswd':
       return htpasswd(rest);
+    case 'healthcheck':
+      return healthcheck(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -14,6 +14,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   dockerd: 'docker.io',
   tar: 'tar',
   gzip: 'gzip',
+  unshare: 'util-linux',
+  script: 'bsdutils',
 };
 
 /**
