@@ -4,93 +4,50 @@
 // gateway but skips certificate verification there. The CA is installed in certs.d anyway, as a user
 // would; strict TLS verification against the test CA is proven by the skopeo test.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildSampleImage, dockerCli, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
-import { makeTar } from '../helpers/oci-layout.js';
-import { requireTool, run, type RunResult } from '../helpers/tools.js';
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const START_DOCKERD = join('..', 'shared', 'stack', 'start-dockerd.sh');
-const CERTS_ROOT = '/etc/docker/certs.d';
 
 describe('docker CLI through the gateway', { timeout: 240_000 }, () => {
-  let docker: string;
+  let docker: DockerCli;
   let stack: TestStack;
   let work: string;
-  let env: NodeJS.ProcessEnv;
-  let certsDir: string | undefined;
-  let createdCertsRoot = false;
+  let untrust: (() => Promise<void>) | undefined;
   let repository: string; // 127.0.0.1:PORT/team/docker-e2e
-  let baseImage: string;
   let builtId: string;
   let pushedDigest: string;
   let payload: Buffer;
   const images: string[] = [];
 
-  const dk = (args: string[], input?: string): Promise<RunResult> =>
-    run(docker, args, { env, timeoutMs: 180_000, ...(input === undefined ? {} : { input }) });
-  const ok = async (args: string[], input?: string): Promise<RunResult> => {
-    const r = await dk(args, input);
-    if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-    return r;
-  };
+  const dk = (args: string[], input?: string) => docker.run(args, input);
+  const ok = (args: string[], input?: string) => docker.ok(args, input);
 
   beforeAll(async () => {
-    docker = requireTool('docker');
-    const started = await run('bash', [START_DOCKERD], { cwd: repoRoot, timeoutMs: 280_000 });
-    if (started.code !== 0) {
-      throw new Error(`${START_DOCKERD} failed (${started.code}):\n${started.stdout}\n${started.stderr}`);
-    }
-    const dockerHost = /^DOCKER_HOST=(\S+)$/m.exec(started.stdout)?.[1];
-    if (dockerHost === undefined) throw new Error(`${START_DOCKERD} printed no DOCKER_HOST:\n${started.stdout}`);
-
+    const dockerHost = await startDockerEngine();
     stack = await startTestStack();
     work = await mkdtemp(join(tmpdir(), 'rgw-docker-'));
     // Our own client config: the machine's ~/.docker stays untouched, credentials land here.
     await mkdir(join(work, 'docker-config'));
-    env = { ...process.env, DOCKER_HOST: dockerHost, DOCKER_CONFIG: join(work, 'docker-config'), DOCKER_BUILDKIT: '0' };
+    docker = dockerCli(dockerHost, join(work, 'docker-config'));
+    untrust = await trustCaForDocker(stack.host, stack.pki.caPem);
 
-    createdCertsRoot = !existsSync(CERTS_ROOT);
-    certsDir = join(CERTS_ROOT, stack.host);
-    await mkdir(certsDir, { recursive: true });
-    await writeFile(join(certsDir, 'ca.crt'), stack.pki.caPem);
-
-    const suffix = randomBytes(4).toString('hex');
     repository = `${stack.host}/team/docker-e2e`;
-    baseImage = `rgw-e2e-base:${suffix}`;
-    await writeFile(join(work, 'base.tar'), makeTar({ 'etc/base-release': `registry-gateway e2e base ${suffix}\n` }));
-    await ok(['import', join(work, 'base.tar'), baseImage]);
-    images.push(baseImage);
-
-    const context = join(work, 'context');
-    await mkdir(join(context, 'two'), { recursive: true });
-    payload = randomBytes(256 * 1024);
-    await writeFile(join(context, 'one.txt'), 'first layer\n');
-    await writeFile(join(context, 'two', 'a.txt'), 'second layer, file a\n');
-    await writeFile(join(context, 'two', 'b.txt'), 'second layer, file b\n');
-    await writeFile(join(context, 'three.bin'), payload);
-    await writeFile(
-      join(context, 'Dockerfile'),
-      [`FROM ${baseImage}`, 'COPY one.txt /data/one.txt', 'COPY two/ /data/two/', 'COPY three.bin /data/three.bin', ''].join('\n'),
-    );
-    await ok(['build', '--network', 'host', '-t', `${repository}:1`, context]);
-    images.push(`${repository}:1`);
-    builtId = (await ok(['image', 'inspect', '--format', '{{.Id}}', `${repository}:1`])).stdout.trim();
+    const image = await buildSampleImage(docker, join(work, 'image'), `${repository}:1`);
+    images.push(...image.images);
+    builtId = image.id;
+    payload = image.payload;
   }, 300_000);
 
   afterAll(async () => {
-    if (env !== undefined) {
+    if (docker !== undefined) {
       for (const image of images) await dk(['rmi', '--force', image]);
       if (stack !== undefined) await dk(['logout', stack.host]);
     }
-    if (certsDir !== undefined) await rm(certsDir, { recursive: true, force: true });
-    if (createdCertsRoot) await rmdir(CERTS_ROOT).catch(() => undefined); // only if still empty
+    await untrust?.();
     await stack?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   }, 120_000);
