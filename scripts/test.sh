@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`, also what CI runs): installs the system tools the tests use
 # when they are missing, builds, and runs the whole suite on this machine's Node and on the
-# current Node LTS (the one the Docker image ships).
+# current Node LTS (the one the Docker image ships), then the docker-compose stack test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,15 +27,18 @@ npm run --silent typecheck   # vitest strips types without checking them
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 status=0
-run_suite() { # LABEL NODE_COMMAND...
+run_suite() { # LABEL VITEST_ARGS -- NODE_COMMAND...
   local label=$1; shift
-  echo "== tests on $label ($("$@" --version))"
-  "$@" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/$label.json" "${VITEST_ARGS[@]}" || status=1
+  local args=(); while [[ $1 != -- ]]; do args+=("$1"); shift; done; shift
+  echo "== $label tests on node $("$@" --version)"
+  "$@" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/$label.json" "${args[@]}" || status=1
 }
-VITEST_ARGS=("$@")
 
-run_suite "node$(node -p 'process.versions.node.split(".")[0]')" node
-run_suite "node$LTS_NODE" npx -y -p "node@$LTS_NODE" -- node
+run_suite "node$(node -p 'process.versions.node.split(".")[0]')" "$@" -- node
+run_suite "node$LTS_NODE" "$@" -- npx -y -p "node@$LTS_NODE" -- node
+# The docker-compose stack once: it tests the image and compose file, not the host's Node.
+# (Skipped only when arguments pick particular test files: `npm test -- test/unit`.)
+if [[ $# -eq 0 ]]; then run_suite stack --config vitest.stack.config.ts -- node; fi
 
 # One plain closing line per run and in total: "N passed, N failed".
 node -e '

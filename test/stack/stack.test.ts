@@ -1,0 +1,135 @@
+// The deployable stack for real: the Dockerfile built, docker-compose.yml brought up with stand-in
+// base images (no image hub is reachable), then docker login/push/pull through the published port.
+// It runs on a copy of the stack in a temporary folder, so the checkout's certs/ and htpasswd stay
+// untouched.
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, buildSampleImage, dockerCli, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { freePort, requireTool, run, runOk } from '../helpers/tools.js';
+
+const STANDIN_IMAGES = join('..', 'shared', 'stack', 'standin-images.sh');
+
+/** The base image the Dockerfile builds on (its NODE_IMAGE default), so stand-ins match it. */
+async function dockerfileBaseImage(): Promise<string> {
+  const dockerfile = await readFile(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+  const tag = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
+  if (tag === undefined) throw new Error('Dockerfile has no "ARG NODE_IMAGE=..." line');
+  return tag;
+}
+
+describe('docker-compose stack', { timeout: 600_000 }, () => {
+  let dockerHost: string;
+  let docker: DockerCli;
+  let dir: string;
+  let port: number;
+  let project: string;
+  let compose: (args: string[], input?: string) => ReturnType<typeof run>;
+  let untrust: (() => Promise<void>) | undefined;
+  const images: string[] = [];
+
+  beforeAll(async () => {
+    dockerHost = await startDockerEngine();
+    const env = { ...process.env, DOCKER_HOST: dockerHost };
+    await runOk('bash', [STANDIN_IMAGES, await dockerfileBaseImage(), 'registry:2'], { cwd: REPO_ROOT, env, timeoutMs: 300_000 });
+    dir = await mkdtemp(join(tmpdir(), 'rgw-stack-'));
+    docker = dockerCli(dockerHost, join(dir, 'docker-config'));
+    await mkdir(join(dir, 'docker-config'));
+    await docker.ok(['build', '--network', 'host', '-t', 'registry-gateway:latest', REPO_ROOT]);
+
+    // The stack as a user has it after a clone: compose file, the empty htpasswd, certs/ with its README.
+    await mkdir(join(dir, 'certs'));
+    await copyFile(join(REPO_ROOT, 'docker-compose.yml'), join(dir, 'docker-compose.yml'));
+    await copyFile(join(REPO_ROOT, 'htpasswd'), join(dir, 'htpasswd'));
+    await copyFile(join(REPO_ROOT, 'certs', 'README.md'), join(dir, 'certs', 'README.md'));
+    port = await freePort();
+    project = `rgwstack${randomBytes(3).toString('hex')}`;
+    const dockerCompose = requireTool('docker-compose');
+    compose = (args, input) =>
+      run(dockerCompose, ['-p', project, ...args], {
+        cwd: dir,
+        env: { ...docker.env, GATEWAY_PORT: String(port) },
+        timeoutMs: 300_000,
+        ...(input === undefined ? {} : { input }),
+      });
+  }, 600_000);
+
+  afterAll(async () => {
+    if (compose !== undefined) {
+      const down = await compose(['down', '-v']);
+      if (down.code !== 0) console.error(down.stderr);
+    }
+    for (const image of images) await docker.run(['rmi', '--force', image]);
+    await untrust?.();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  }, 300_000);
+
+  async function health(service: string): Promise<string> {
+    const id = (await compose(['ps', '-q', service])).stdout.trim();
+    if (id === '') return 'not created';
+    return (await docker.run(['inspect', '--format', '{{.State.Health.Status}}', id])).stdout.trim();
+  }
+
+  it('comes up with both healthchecks passing, making its own certificate in ./certs', async () => {
+    const up = await compose(['up', '-d', '--no-build']);
+    expect(up.code, up.stderr).toBe(0);
+    const deadline = Date.now() + 120_000;
+    let states = { registry: '', gateway: '' };
+    while (Date.now() < deadline) {
+      states = { registry: await health('registry'), gateway: await health('gateway') };
+      if (states.registry === 'healthy' && states.gateway === 'healthy') break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(states).toEqual({ registry: 'healthy', gateway: 'healthy' });
+    for (const file of ['ca.crt', 'server.crt', 'server.key']) expect((await stat(join(dir, 'certs', file))).isFile()).toBe(true);
+    expect((await stat(join(dir, 'certs', 'server.key'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('publishes only the gateway: the registry has no host port', async () => {
+    expect((await compose(['port', 'gateway', '8443'])).stdout.trim()).toBe(`0.0.0.0:${port}`);
+    const registryPort = await compose(['port', 'registry', '5000']);
+    expect(registryPort.stdout.trim()).toBe('');
+    const id = (await compose(['ps', '-q', 'registry'])).stdout.trim();
+    const bindings = (await docker.ok(['inspect', '--format', '{{json .NetworkSettings.Ports}}', id])).stdout.trim();
+    expect(JSON.parse(bindings)).toEqual({ '5000/tcp': null });
+  });
+
+  it('adds a user with `docker compose run --rm gateway htpasswd add`, taken up without a restart', async () => {
+    const added = await compose(['run', '--rm', '-T', 'gateway', 'htpasswd', 'add', 'alice', '--password-stdin', '--cost', '5'], 'stack secret: 1\n');
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.stdout).toContain('added user "alice"');
+    expect(await readFile(join(dir, 'htpasswd'), 'utf8')).toMatch(/^alice:\$2y\$05\$/m);
+  });
+
+  it('takes docker login, push and pull of a multi-layer image through the published port', async () => {
+    const host = `localhost:${port}`;
+    untrust = await trustCaForDocker(host, await readFile(join(dir, 'certs', 'ca.crt'), 'utf8'));
+    const repository = `${host}/team/stack-test`;
+    const image = await buildSampleImage(docker, join(dir, 'image'), `${repository}:1`);
+    images.push(...image.images);
+
+    const wrong = await docker.run(['login', host, '--username', 'alice', '--password-stdin'], 'wrong\n');
+    expect(wrong.stderr).toMatch(/401 Unauthorized/);
+    // The new user may take a moment to be reloaded.
+    let login = await docker.run(['login', host, '--username', 'alice', '--password-stdin'], 'stack secret: 1\n');
+    for (let i = 0; i < 10 && login.code !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      login = await docker.run(['login', host, '--username', 'alice', '--password-stdin'], 'stack secret: 1\n');
+    }
+    expect(login.stdout).toContain('Login Succeeded');
+
+    const push = await docker.ok(['push', `${repository}:1`]);
+    const digest = /1: digest: (sha256:[0-9a-f]{64})/.exec(push.stdout)?.[1];
+    expect(digest, push.stdout).toBeDefined();
+    await docker.ok(['rmi', `${repository}:1`]);
+    const pull = await docker.ok(['pull', `${repository}:1`]);
+    expect(pull.stdout).toContain(`Digest: ${digest}`);
+    expect((await docker.ok(['image', 'inspect', '--format', '{{.Id}}', `${repository}:1`])).stdout.trim()).toBe(image.id);
+
+    const logs = await compose(['logs', '--no-color', 'gateway']);
+    expect(logs.stdout).toMatch(/"method":"PUT","path":"\/v2\/team\/stack-test\/manifests\/1","status":201/);
+    expect(logs.stdout).not.toContain('stack secret');
+  });
+});
