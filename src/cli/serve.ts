@@ -1,8 +1,10 @@
 // `registry-gateway serve`: validate everything, listen, and run until SIGTERM/SIGINT.
 
+import cluster from 'node:cluster';
 import { loadConfig, parseServeFlags } from '../config/load.js';
 import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
+import { runPrimary } from '../server/cluster.js';
 import { startGateway } from '../server/gateway.js';
 import { createLogger } from '../server/logger.js';
 
@@ -24,9 +26,12 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     }
     const config = await loadConfig(argv, env);
     const log = createLogger(config.logLevel);
-    if (config.tls.generated) {
+    if (config.tls.generated && cluster.isPrimary) {
       const { caFile, hosts, ips, instructions } = config.tls.generated;
       log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile}; clients must trust that CA:\n${instructions}`);
+    }
+    if (cluster.isPrimary && config.workers > 1) {
+      return await runPrimary({ workers: config.workers, shutdownMs: config.timeouts.shutdownMs, log });
     }
     const gateway = await startGateway(config, { logger: log });
     const onHangup = () => void gateway.reload();
@@ -40,6 +45,8 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     await gateway.close();
     log.info('stopped');
     log.flush();
+    // A cluster worker's channel to the primary would keep it alive; let it go.
+    cluster.worker?.disconnect();
     return 0;
   } catch (err) {
     if (!isGatewayError(err)) throw err;

@@ -16,6 +16,7 @@ import {
   parseRealm,
   parseSeconds,
   parseUpstream,
+  parseWorkers,
   type Parsed,
 } from './validate.js';
 
@@ -57,6 +58,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const idleMs = take('idle-timeout', parseSeconds);
   const shutdownMs = take('shutdown-timeout', parseSeconds);
   const hstsMaxAge = take('hsts-max-age', parseNonNegativeSeconds);
+  const workers = take('workers', parseWorkers);
 
   const certFile = values['tls-cert'].value!;
   const keyFile = values['tls-key'].value!;
@@ -84,7 +86,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const htpasswd = await readHtpasswdFile(htpasswdFile);
   problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || hstsMaxAge === null || !tls.files) {
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || hstsMaxAge === null || !workers || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
   }
 
@@ -106,6 +108,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     realm,
     publicUrl,
     logLevel,
+    workers,
     timeouts: Object.freeze({ headersMs: HEADERS_TIMEOUT_MS, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });
 }

@@ -41,5 +41,7 @@ export interface Config {
   /** Origin clients use (`https://registry.example.com`), or null: rewritten URLs are then relative. */
   readonly publicUrl: URL | null;
   readonly logLevel: LogLevel;
+  /** Processes serving the port (1: no cluster). */
+  readonly workers: number;
   readonly timeouts: Timeouts;
 }

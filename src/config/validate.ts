@@ -1,6 +1,7 @@
 // Pure validators for single option values. Each returns the parsed value or a problem sentence
 // that says what is wrong and what to do; the caller prefixes the flag and variable names.
 
+import { availableParallelism } from 'node:os';
 import type { LogLevel } from './types.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
@@ -75,4 +76,15 @@ export function parseNonNegativeSeconds(text: string): Parsed<number> {
   const trimmed = text.trim();
   if (!/^\d{1,10}$/.test(trimmed)) return bad(`"${text}" is not a whole number of seconds (0 or more)`);
   return ok(Number(trimmed));
+}
+
+const MAX_WORKERS = 64;
+
+/** `auto` (one per CPU) or a count. */
+export function parseWorkers(text: string, cpus = availableParallelism()): Parsed<number> {
+  const trimmed = text.trim().toLowerCase();
+  if (trimmed === 'auto') return ok(Math.max(1, Math.min(cpus, MAX_WORKERS)));
+  const count = Number(trimmed);
+  if (!/^\d+$/.test(trimmed) || count < 1 || count > MAX_WORKERS) return bad(`"${text}" is not auto or a number of processes from 1 to ${MAX_WORKERS}`);
+  return ok(count);
 }

@@ -11,7 +11,7 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
   return pino(
     {
       level,
-      base: { service: 'registry-gateway' },
+      base: { service: 'registry-gateway', pid: process.pid },
       // Belt and braces: nothing logs request headers, but should one ever be passed in,
       // credentials must not reach the log.
       redact: { paths: ['req.headers.authorization', 'headers.authorization', 'authorization', 'password'], censor: '[redacted]' },
