@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { resolveOptionValues } from '../../../src/config/options.js';
-import { parseListen, parseLogLevel, parsePublicUrl, parseRealm, parseSeconds, parseUpstream } from '../../../src/config/validate.js';
+import { parseListen, parseLogLevel, parsePublicUrl, parseRealm, parseSeconds, parseUpstream, parseWorkers } from '../../../src/config/validate.js';
 
 describe('parseListen', () => {
   it('reads IPv4, IPv6 and names', () => {
@@ -51,6 +51,16 @@ describe('other values', () => {
     expect(parseSeconds('1.5')).toEqual({ ok: true, value: 1500 });
     expect(parseSeconds('0').ok).toBe(false);
     expect(parseSeconds('ten').ok).toBe(false);
+  });
+});
+
+describe('parseWorkers', () => {
+  it('reads auto as one per CPU, and a count', () => {
+    expect(parseWorkers('auto', 8)).toEqual({ ok: true, value: 8 });
+    expect(parseWorkers('3', 8)).toEqual({ ok: true, value: 3 });
+    expect(parseWorkers('0', 8).ok).toBe(false);
+    expect(parseWorkers('two', 8).ok).toBe(false);
+    expect(parseWorkers('65', 8).ok).toBe(false);
   });
 });
 
