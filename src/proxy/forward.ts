@@ -4,7 +4,6 @@
 // breaks the client's connection, so a truncated transfer never looks complete.
 
 import http from 'node:http';
-import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { sendRegistryError } from '../server/responses.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from './headers.js';
@@ -96,9 +95,11 @@ function relayResponse(
   upstreamRes.on('data', (chunk: Buffer) => {
     state.bytesOut += chunk.length;
   });
-  pipeline(upstreamRes, res, (err) => {
-    if (!err) return;
-    state.failure ??= `response interrupted: ${(err as NodeJS.ErrnoException).code ?? err.message}`;
+  upstreamRes.pipe(res);
+  upstreamRes.on('error', () => undefined); // seen through 'close' below
+  upstreamRes.on('close', () => {
+    if (upstreamRes.complete) return;
+    state.failure ??= 'response interrupted: the upstream closed before the end of the body';
     // Destroying the socket is what tells the client the body is short: never end it cleanly.
     res.destroy();
     req.destroy();

@@ -29,7 +29,7 @@ export function isRegistryPath(path: string): boolean {
 export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
     const ctx = createContext(req, res);
-    res.on('close', () => deps.log.info(accessLogFields(ctx), 'request'));
+    if (deps.log.isLevelEnabled('info')) res.on('close', () => deps.log.info(accessLogFields(ctx), 'request'));
     if (deps.hstsMaxAge > 0) res.setHeader('strict-transport-security', `max-age=${deps.hstsMaxAge}`);
     if (deps.draining()) res.setHeader('connection', 'close');
     route(ctx, deps).catch((err: unknown) => {
