@@ -1,7 +1,7 @@
-// Streaming one request to the upstream and its response back, both ways through
-// stream.pipeline so backpressure holds and an error on either side tears down the other:
-// a client that goes away aborts the upstream request, and an upstream that breaks mid-body
-// breaks the client's connection, so a truncated transfer never looks complete.
+// Streaming one request to the upstream and its response back, both ways piped so backpressure
+// holds, with each side's failure tearing down the other: a client that goes away aborts the
+// upstream request, and an upstream that breaks mid-body breaks the client's connection, so a
+// truncated transfer never looks complete.
 
 import http from 'node:http';
 import type { Logger } from 'pino';
