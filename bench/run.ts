@@ -1,0 +1,382 @@
+// `npm run bench`: registry-gateway against nginx (the distribution docs' authenticating-proxy
+// recipe) in front of the same registry, on loopback, in alternating rounds. Writes bench/results.md
+// and exits 1 when a target is missed (2 when the run itself fails).
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { get } from 'node:https';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeTestPki } from '../test/helpers/pki.js';
+import { writeHtpasswd } from '../test/helpers/htpasswd.js';
+import { makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
+import { exec, execOk, killEverything, processTree, startGateway, startNginx, startRegistry, treeMemory, withPeakMemory, type Memory, type Service } from './services.js';
+
+const USAGE = `Usage: npm run bench -- [options]
+  --blob-mib N         size of the blob pulled and pushed (default 512)
+  --rounds N           alternating rounds per front (default 3)
+  --wrk-seconds N      duration of each wrk run (default 10)
+  --small-requests N   small requests between the two RSS readings (default 100000)
+  --parallel-pulls N   simultaneous pulls while the gateway's peak RSS is sampled (default 8)
+  --workers N          the gateway's --workers (default: its own default, one per CPU)
+  --out FILE           where to write the results (default bench/results.md)
+Quick run: npm run bench -- --blob-mib 64 --rounds 1 --wrk-seconds 3 --small-requests 20000`;
+
+const { values: flags } = parseArgs({
+  options: {
+    'blob-mib': { type: 'string', default: '512' },
+    rounds: { type: 'string', default: '3' },
+    'wrk-seconds': { type: 'string', default: '10' },
+    'small-requests': { type: 'string', default: '100000' },
+    'parallel-pulls': { type: 'string', default: '8' },
+    workers: { type: 'string' },
+    out: { type: 'string', default: 'bench/results.md' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+function positive(name: keyof typeof flags, max: number): number {
+  const n = Number(flags[name]);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    console.error(`--${name} must be a whole number from 1 to ${max}\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+const opts = {
+  blobMib: positive('blob-mib', 8192),
+  rounds: positive('rounds', 50),
+  wrkSeconds: positive('wrk-seconds', 600),
+  smallRequests: positive('small-requests', 10_000_000),
+  parallelPulls: positive('parallel-pulls', 64),
+  workers: flags.workers ?? null,
+  out: resolve(flags.out!),
+};
+
+const TOOLS: Record<string, string> = { nginx: 'nginx', wrk: 'wrk', 'docker-registry': 'docker-registry', htpasswd: 'apache2-utils', curl: 'curl', openssl: 'openssl' };
+const REPO = 'bench/seed';
+const USERS = {
+  bcrypt: { user: 'bcrypt10', password: 'bench-bcrypt-password' },
+  apr1: { user: 'apr1', password: 'bench-apr1-password' },
+};
+const FRONTS = ['gateway', 'nginx'] as const;
+type Front = (typeof FRONTS)[number];
+
+const log = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+async function ensureTools(): Promise<void> {
+  const onPath = async (tool: string) => (await exec('sh', ['-c', `command -v ${tool}`], 5_000)).code === 0;
+  const missing: string[] = [];
+  for (const [tool, pkg] of Object.entries(TOOLS)) if (!(await onPath(tool))) missing.push(pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error(`the benchmark needs these Debian packages: ${missing.join(' ')}. Install them (as root: apt-get install ${missing.join(' ')}) and run it again.`);
+  }
+  log(`installing ${missing.join(' ')}`);
+  await execOk('apt-get', ['update', '-qq'], 300_000);
+  await execOk('apt-get', ['install', '-y', '-qq', ...missing], 600_000);
+}
+
+/** A full GET of the blob through a front, hashed: the front really serves the right bytes. */
+function verifiedPull(t: Target, blob: Blob): Promise<void> {
+  const url = `${t.base}/v2/${REPO}/blobs/${blob.digest}`;
+  return new Promise((resolvePull, reject) => {
+    const headers = { authorization: `Basic ${Buffer.from(t.credentials!).toString('base64')}` };
+    const req = get(url, { ca: readFileSync(t.caFile!), headers, agent: false, timeout: 60_000 }, (res) => {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      res.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash.update(c);
+      });
+      res.on('end', () => {
+        const digest = `sha256:${hash.digest('hex')}`;
+        if (res.statusCode === 200 && bytes === blob.bytes && digest === blob.digest) resolvePull();
+        else reject(new Error(`GET ${url}: HTTP ${res.statusCode}, ${bytes} bytes, ${digest}`));
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no data for 60 s`)));
+    req.on('error', reject);
+  });
+}
+
+async function tlsOf(port: number, caFile: string): Promise<string> {
+  const r = await exec('openssl', ['s_client', '-brief', '-connect', `127.0.0.1:${port}`, '-CAfile', caFile], 10_000);
+  const out = r.stdout + r.stderr;
+  const version = /Protocol version: (\S+)/.exec(out)?.[1];
+  const suite = /Ciphersuite: (\S+)/.exec(out)?.[1];
+  return version && suite ? `${version} ${suite}` : 'unknown';
+}
+
+async function versions(): Promise<Record<string, string>> {
+  const first = async (file: string, args: string[]) => {
+    const r = await exec(file, args, 10_000);
+    return (r.stdout + r.stderr).trim().split('\n')[0]!;
+  };
+  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+  return {
+    machine: `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB`,
+    node: `${process.version} (OpenSSL ${process.versions.openssl})`,
+    nginx: (await first('nginx', ['-v'])).replace('nginx version: ', ''),
+    registry: await first('docker-registry', ['--version']),
+    openssl: await first('openssl', ['version']),
+    curl: (await first('curl', ['--version'])).split(' ').slice(0, 2).join(' '),
+    wrk: (await first('wrk', ['-v'])).split(' ').slice(0, 2).join(' '),
+  };
+}
+
+interface Row {
+  label: string;
+  gateway: number[];
+  nginx: number[];
+  unit: string;
+  /** Minimum gateway/nginx ratio, when this row has a target. */
+  minRatio?: number;
+  /** Decimals shown (latencies). */
+  digits?: number;
+}
+
+async function main(): Promise<number> {
+  await ensureTools();
+  const loadAtStart = loadavg()[0]!;
+  const cli = resolve('dist/cli/main.js');
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm run bench does)`);
+
+  const tmp = await mkdtemp(join(tmpdir(), 'rgw-bench-'));
+  // When run as root, nginx's workers run as nobody and read the htpasswd file on every request.
+  chmodSync(tmp, 0o755);
+  const started: Service[] = [];
+  let cleaned: Promise<void> | null = null;
+  const cleanup = () =>
+    (cleaned ??= (async () => {
+      for (const s of started.reverse()) await s.stop().catch(() => undefined);
+      rmSync(tmp, { recursive: true, force: true });
+    })());
+  process.on('exit', () => {
+    killEverything();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping everything`);
+      void cleanup().finally(() => process.exit(code));
+    });
+  }
+
+  try {
+    log('certificate (EC P-256), htpasswd (bcrypt cost 10 and apr1, by Apache htpasswd)');
+    const pki = await makeTestPki(join(tmp, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
+    const htpasswd = join(tmp, 'htpasswd');
+    await writeHtpasswd(htpasswd, [
+      { ...USERS.bcrypt, algorithm: 'bcrypt', cost: 10 },
+      { ...USERS.apr1, algorithm: 'apr1' },
+    ]);
+    chmodSync(htpasswd, 0o644);
+    const files = { cert: pki.serverCert, key: pki.serverKey, caFile: pki.caCert, htpasswd };
+
+    for (const d of ['registry', 'nginx', 'gateway']) await mkdir(join(tmp, d));
+    const registry = await startRegistry(join(tmp, 'registry'));
+    started.push(registry);
+    const upstream: Target = { base: `http://127.0.0.1:${registry.port}` };
+    log(`registry on ${upstream.base}; seeding a ${opts.blobMib} MiB blob and a manifest`);
+    const blob = await makeBlob(join(tmp, 'blob.bin'), opts.blobMib);
+    await seed(upstream, REPO, blob, tmp);
+
+    const gateway = await startGateway(join(tmp, 'gateway'), files, registry.port, { cli, workers: opts.workers });
+    started.push(gateway);
+    const nginx = await startNginx(join(tmp, 'nginx'), files, registry.port);
+    started.push(nginx);
+    const services: Record<Front, Service> = { gateway, nginx };
+    const target = (front: Front, who: keyof typeof USERS): Target => ({
+      base: `https://127.0.0.1:${services[front].port}`,
+      caFile: pki.caCert,
+      credentials: `${USERS[who].user}:${USERS[who].password}`,
+    });
+    const processes = (front: Front) => processTree(services[front].pid).length;
+    log(`gateway on ${gateway.port} (${processes('gateway')} processes), nginx on ${nginx.port} (${processes('nginx')} processes)`);
+
+    // Warm-up, as after a docker login: each front serves the whole blob, checked byte for byte.
+    for (const front of FRONTS) await verifiedPull(target(front, 'bcrypt'), blob);
+    const tls = { gateway: await tlsOf(gateway.port, pki.caCert), nginx: await tlsOf(nginx.port, pki.caCert) };
+    const idle = treeMemory(gateway.pid);
+
+    const rows = {
+      pull: { label: 'blob pull, MB/s', gateway: [], nginx: [], unit: 'MB/s', minRatio: 1.1 } as Row,
+      push: { label: 'blob push, MB/s', gateway: [], nginx: [], unit: 'MB/s', minRatio: 1.0 } as Row,
+      bcryptRps: { label: 'bcrypt-10 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 20 } as Row,
+      bcryptP50: { label: 'bcrypt-10 user, p50 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      bcryptP99: { label: 'bcrypt-10 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      apr1Rps: { label: 'apr1 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 1.0 } as Row,
+      apr1P50: { label: 'apr1 user, p50 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      apr1P99: { label: 'apr1 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+    };
+    const ceiling = { pull: [] as number[], push: [] as number[] };
+    const record = (row: Row, front: Front, value: number) => row[front].push(value);
+    const recordWrk = (prefix: 'bcrypt' | 'apr1', front: Front, r: WrkResult) => {
+      record(rows[`${prefix}Rps`], front, r.rps);
+      record(rows[`${prefix}P50`], front, r.p50ms);
+      record(rows[`${prefix}P99`], front, r.p99ms);
+    };
+
+    let pushes = 0;
+    for (let round = 1; round <= opts.rounds; round++) {
+      log(`round ${round} of ${opts.rounds}`);
+      for (const front of FRONTS) {
+        const r = await pull(target(front, 'bcrypt'), REPO, blob);
+        log(`  pull  ${front}: ${r.mbps.toFixed(0)} MB/s`);
+        record(rows.pull, front, r.mbps);
+      }
+      const up = await pull(upstream, REPO, blob);
+      ceiling.pull.push(up.mbps);
+      log(`  pull  upstream: ${up.mbps.toFixed(0)} MB/s`);
+      for (const front of FRONTS) {
+        const r = await push(target(front, 'bcrypt'), `bench/push-${front}-${++pushes}`, blob);
+        log(`  push  ${front}: ${r.mbps.toFixed(0)} MB/s`);
+        record(rows.push, front, r.mbps);
+      }
+      const upPush = await push(upstream, `bench/push-upstream-${++pushes}`, blob);
+      ceiling.push.push(upPush.mbps);
+      log(`  push  upstream: ${upPush.mbps.toFixed(0)} MB/s`);
+      for (const who of ['bcrypt', 'apr1'] as const) {
+        for (const front of FRONTS) {
+          const r = await wrk(target(front, who), REPO, opts.wrkSeconds);
+          log(`  wrk ${who} ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms`);
+          recordWrk(who, front, r);
+          await sleep(500);
+        }
+      }
+    }
+
+    log(`${opts.parallelPulls} parallel pulls through each front, RSS sampled every 100 ms`);
+    const parallel = {} as Record<Front, { mbps: number; peak: Memory }>;
+    for (const front of FRONTS) {
+      const startedAt = Date.now();
+      const { peak } = await withPeakMemory(services[front].pid, () =>
+        Promise.all(Array.from({ length: opts.parallelPulls }, () => pull(target(front, 'bcrypt'), REPO, blob))),
+      );
+      const seconds = (Date.now() - startedAt) / 1000;
+      parallel[front] = { mbps: (opts.parallelPulls * blob.bytes) / seconds / 1e6, peak };
+      log(`  ${front}: ${parallel[front].mbps.toFixed(0)} MB/s in all, peak RSS ${peak.rssMiB.toFixed(1)} MiB (PSS ${peak.pssMiB.toFixed(1)})`);
+    }
+
+    log(`gateway RSS across ${opts.smallRequests} small requests (bcrypt-10 user, wrk -c 32 in 5 s runs)`);
+    const small = target('gateway', 'bcrypt');
+    await wrk(small, REPO, 2);
+    await sleep(1000);
+    const before = treeMemory(gateway.pid);
+    let rssMax = before.rssMiB;
+    let done = 0;
+    const deadline = Date.now() + 30 * 60_000;
+    for (let i = 0; i < 1000 && done < opts.smallRequests && Date.now() < deadline; i++) {
+      done += (await wrk(small, REPO, 5)).requests;
+      rssMax = Math.max(rssMax, treeMemory(gateway.pid).rssMiB);
+    }
+    if (done < opts.smallRequests) throw new Error(`only ${done} of ${opts.smallRequests} small requests were done within 30 minutes`);
+    await sleep(1000);
+    const after = treeMemory(gateway.pid);
+    log(`  ${done} requests: RSS ${before.rssMiB.toFixed(1)} -> ${after.rssMiB.toFixed(1)} MiB (max ${rssMax.toFixed(1)}), PSS ${before.pssMiB.toFixed(1)} -> ${after.pssMiB.toFixed(1)}`);
+
+    // The table.
+    const fmt = (n: number, digits = 0) => n.toFixed(digits);
+    const checks: { what: string; ok: boolean; detail: string }[] = [];
+    const lines = ['| measure (median) | registry-gateway | nginx | gateway / nginx | target | |', '| --- | ---: | ---: | ---: | --- | --- |'];
+    for (const row of Object.values(rows)) {
+      const g = median(row.gateway);
+      const n = median(row.nginx);
+      const ratio = g / n;
+      const ok = row.minRatio === undefined ? null : ratio >= row.minRatio;
+      if (ok !== null) checks.push({ what: row.label, ok, detail: `${ratio.toFixed(2)}× nginx, target ≥ ${row.minRatio}×` });
+      lines.push(`| ${row.label} | ${fmt(g, row.digits)} | ${fmt(n, row.digits)} | ${ratio.toFixed(2)}× | ${row.minRatio === undefined ? '' : `≥ ${row.minRatio}×`} | ${ok === null ? '' : ok ? 'met' : '**MISSED**'} |`);
+    }
+    const rssOk = parallel.gateway.peak.rssMiB <= 150;
+    const growth = after.rssMiB - before.rssMiB;
+    const growthOk = growth <= 20;
+    checks.push({ what: `peak RSS, ${opts.parallelPulls} parallel pulls`, ok: rssOk, detail: `${fmt(parallel.gateway.peak.rssMiB, 1)} MiB, target ≤ 150 MiB` });
+    checks.push({ what: `RSS growth over ${done} small requests`, ok: growthOk, detail: `${growth >= 0 ? '+' : ''}${fmt(growth, 1)} MiB, target ≤ +20 MiB` });
+    lines.push(
+      `| ${opts.parallelPulls} parallel pulls, MB/s in all | ${fmt(parallel.gateway.mbps)} | ${fmt(parallel.nginx.mbps)} | ${(parallel.gateway.mbps / parallel.nginx.mbps).toFixed(2)}× | | |`,
+      `| peak RSS during ${opts.parallelPulls} parallel pulls, MiB (sum over all processes) | ${fmt(parallel.gateway.peak.rssMiB, 1)} | ${fmt(parallel.nginx.peak.rssMiB, 1)} | | gateway ≤ 150 | ${rssOk ? 'met' : '**MISSED**'} |`,
+      `| peak PSS during ${opts.parallelPulls} parallel pulls, MiB (shared pages counted once) | ${fmt(parallel.gateway.peak.pssMiB, 1)} | ${fmt(parallel.nginx.peak.pssMiB, 1)} | | | |`,
+      `| gateway RSS before → after ${done} small requests, MiB | ${fmt(before.rssMiB, 1)} → ${fmt(after.rssMiB, 1)} (max ${fmt(rssMax, 1)}) | | | growth ≤ +20 | ${growthOk ? 'met' : '**MISSED**'} |`,
+      `| gateway PSS before → after ${done} small requests, MiB | ${fmt(before.pssMiB, 1)} → ${fmt(after.pssMiB, 1)} | | | | |`,
+      `| ceiling: pull straight from the registry (plain HTTP), MB/s | ${fmt(median(ceiling.pull))} | | | | |`,
+      `| ceiling: push straight to the registry (plain HTTP), MB/s | ${fmt(median(ceiling.push))} | | | | |`,
+    );
+    const perRound = [
+      '| per round | ' + Array.from({ length: opts.rounds }, (_, i) => `round ${i + 1}`).join(' | ') + ' |',
+      '| --- |' + ' ---: |'.repeat(opts.rounds),
+      ...Object.values(rows).flatMap((row) =>
+        FRONTS.map((front) => `| ${row.label}, ${front} | ${row[front].map((v) => fmt(v, row.digits)).join(' | ')} |`),
+      ),
+      `| pull straight from the registry, MB/s | ${ceiling.pull.map((v) => fmt(v)).join(' | ')} |`,
+      `| push straight to the registry, MB/s | ${ceiling.push.map((v) => fmt(v)).join(' | ')} |`,
+    ];
+    const v = await versions();
+    const missed = checks.filter((c) => !c.ok);
+    const report = `# registry-gateway against nginx
+
+${new Date().toISOString().slice(0, 10)}, \`npm run bench -- --blob-mib ${opts.blobMib} --rounds ${opts.rounds} --wrk-seconds ${opts.wrkSeconds} --small-requests ${opts.smallRequests} --parallel-pulls ${opts.parallelPulls}${opts.workers === null ? '' : ` --workers ${opts.workers}`}\`
+
+- machine: ${v.machine}; Node ${v.node}; ${v.nginx}; ${v.registry}; ${v.openssl}; ${v.curl}; ${v.wrk}
+- gateway: \`serve --log-level warn\`, ${opts.workers === null ? 'default' : opts.workers} workers (${processes('gateway')} processes); RSS after the warm-up ${fmt(idle.rssMiB, 1)} MiB (PSS ${fmt(idle.pssMiB, 1)})
+- nginx: the distribution docs' "Authenticate proxy with nginx" recipe, \`worker_processes auto\` (${processes('nginx')} processes), \`access_log off\`
+- 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (anything else running shares the cores)
+- TLS as negotiated by OpenSSL's client: gateway ${tls.gateway}, nginx ${tls.nginx}; the same EC P-256 certificate
+
+${lines.join('\n')}
+
+${missed.length === 0 ? 'Every target is met.' : `Missed: ${missed.map((c) => `${c.what} (${c.detail})`).join('; ')}.`}
+
+${perRound.join('\n')}
+
+## How it is measured
+
+- Everything runs on 127.0.0.1: the registry (Debian's docker-registry, filesystem storage in a
+  temporary folder, logging warnings only), nginx as its own master (\`nginx -p TMP -c TMP/nginx.conf\`,
+  configuration in \`bench/services.ts\`), and the gateway (\`node dist/cli/main.js serve\`). Both
+  fronts use the same certificate, htpasswd file (written by Apache's \`htpasswd -B -C 10\` and
+  \`-m\`) and upstream; neither writes an access log.
+- Rounds alternate gateway, nginx, gateway, nginx, ... for each measure, so drift hits both; the
+  table shows medians.
+- Pull: \`curl --cacert ... -u bcrypt10:... -o /dev/null\` of a ${opts.blobMib} MiB random blob;
+  MB/s = 10^6 bytes per second over curl's total time; a wrong status or short transfer fails the run.
+  Each front first serves the blob once, checked against its digest (a warm-up, as after \`docker login\`).
+- Push: monolithic upload of the same blob to a new repository each time: POST for the upload URL,
+  then \`curl -T\` PUT \`?digest=\` (no \`Expect: 100-continue\`); time is both requests together.
+- Small requests: \`wrk -c 32 -t 2 -d ${opts.wrkSeconds}s --latency\` GET of a manifest with an
+  \`Authorization: Basic\` header, once per user; any non-2xx answer or socket error fails the run.
+- RSS: VmRSS summed over the gateway's process tree (primary and cluster workers), from /proc,
+  every 100 ms (PSS from smaps_rollup beside it, which counts pages the processes share, such as
+  the node binary, once) during ${opts.parallelPulls} simultaneous pulls; then before and after
+  ${opts.smallRequests} small requests (wrk -c 32 in 5 s runs, after a 2 s warm-up).
+- The ceiling rows are the same pull and push straight to the registry over plain HTTP: no front
+  can pass them.
+`;
+    await writeFile(opts.out, report);
+    console.log(`\n${lines.join('\n')}\n`);
+    for (const c of checks) console.log(`${c.ok ? 'met   ' : 'MISSED'}  ${c.what}: ${c.detail}`);
+    console.log(`\nwritten to ${opts.out}`);
+    return missed.length === 0 ? 0 : 1;
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  },
+);
