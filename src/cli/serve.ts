@@ -4,7 +4,7 @@ import cluster from 'node:cluster';
 import { loadConfig, parseServeFlags } from '../config/load.js';
 import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
-import { runPrimary } from '../server/cluster.js';
+import { receiveListeningSocket, reportListening, superviseWorkers, type Supervisor } from '../server/cluster.js';
 import { startGateway } from '../server/gateway.js';
 import { createLogger } from '../server/logger.js';
 
@@ -30,11 +30,19 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       const { caFile, hosts, ips, instructions } = config.tls.generated;
       log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile}; clients must trust that CA:\n${instructions}`);
     }
-    if (cluster.isPrimary && config.workers > 1) {
-      return await runPrimary({ workers: config.workers, shutdownMs: config.timeouts.shutdownMs, log });
+    const clustered = config.workers > 1;
+    const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
+    const gateway = await startGateway(config, { logger: log, listening });
+    let workers: Supervisor | null = null;
+    if (clustered && cluster.isPrimary) {
+      workers = superviseWorkers({ workers: config.workers - 1, server: gateway.server, shutdownMs: config.timeouts.shutdownMs, log });
+    } else if (clustered) {
+      reportListening();
     }
-    const gateway = await startGateway(config, { logger: log });
-    const onHangup = () => void gateway.reload();
+    const onHangup = () => {
+      workers?.hangup();
+      void gateway.reload();
+    };
     process.on('SIGHUP', onHangup);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
       process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -42,7 +50,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     });
     log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
     process.off('SIGHUP', onHangup);
-    await gateway.close();
+    await Promise.all([gateway.close(), workers?.stop()]);
     log.info('stopped');
     log.flush();
     // A cluster worker's channel to the primary would keep it alive; let it go.

@@ -1,61 +1,103 @@
-// --workers N: like nginx's worker_processes, N processes share the listening socket (node:cluster)
-// so one gateway uses every core. The primary only supervises: it replaces a worker that dies,
-// passes SIGHUP on, and on SIGTERM/SIGINT lets every worker finish its requests.
+// --workers N: like nginx's worker_processes, N processes serve the port so one gateway uses every
+// core. The primary is one of them: it listens, forks N-1 workers (node:cluster) and hands each
+// its listening socket, so every process accepts from the same queue and a gateway is exactly N
+// processes, not N plus a supervisor (each Node process costs tens of MiB). The primary also
+// replaces a worker that dies, passes SIGHUP on, and on SIGTERM/SIGINT lets every worker finish.
 
 import cluster, { type Worker } from 'node:cluster';
+import type { Server } from 'node:net';
 import type { Logger } from 'pino';
 
-export interface PrimaryOptions {
+const READY = 'registry-gateway:ready';
+const LISTEN = 'registry-gateway:listen';
+const LISTENING = 'registry-gateway:listening';
+
+interface Message {
+  readonly type?: unknown;
+}
+
+function isMessage(value: unknown, type: string): boolean {
+  return typeof value === 'object' && value !== null && (value as Message).type === type;
+}
+
+export interface SupervisorOptions {
+  /** Workers besides the primary. */
   readonly workers: number;
+  /** The primary's listening server, whose socket the workers share. */
+  readonly server: Server;
   readonly shutdownMs: number;
   readonly log: Logger;
 }
 
-// A worker that never got to listen failed at start-up: replacing it would only fail again.
+export interface Supervisor {
+  /** Passes SIGHUP to every worker. */
+  hangup(): void;
+  /** SIGTERM to every worker; resolves once all have exited (SIGKILL after the grace time). */
+  stop(): Promise<void>;
+}
+
 const KILL_GRACE_MS = 5_000;
 
-export function runPrimary(options: PrimaryOptions): Promise<number> {
+export function superviseWorkers(options: SupervisorOptions): Supervisor {
   const { log } = options;
-  const listening = new Set<Worker>();
+  const started = new WeakSet<Worker>();
   let stopping = false;
 
-  return new Promise<number>((resolve) => {
-    const finishWhenAllGone = (code: number) => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(code);
-    };
-
-    const stop = (signal: NodeJS.Signals, code = 0) => {
+  const fork = (): void => {
+    const worker = cluster.fork();
+    worker.on('message', (message: unknown) => {
+      // Sent only on request: a message arriving before the worker's module has loaded is lost.
+      if (isMessage(message, READY)) worker.send({ type: LISTEN }, options.server);
+      else if (isMessage(message, LISTENING)) started.add(worker);
+    });
+    worker.on('exit', (code, signal) => {
       if (stopping) return;
-      stopping = true;
-      log.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, 'shutting down: workers finish in-flight requests');
-      const survivors = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
-      for (const worker of survivors) worker.process.kill('SIGTERM');
-      setTimeout(() => {
-        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-      }, options.shutdownMs + KILL_GRACE_MS).unref();
-      process.off('SIGHUP', hangup);
-      finishWhenAllGone(code);
-      cluster.on('exit', () => finishWhenAllGone(code));
-    };
-    const hangup = () => {
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
-    };
-
-    cluster.on('listening', (worker) => listening.add(worker));
-    cluster.on('exit', (worker, code, signal) => {
-      const started = listening.delete(worker);
-      if (stopping) return;
-      if (!started) {
-        log.error({ pid: worker.process.pid, code, signal }, 'a worker failed to start; stopping');
-        stop('SIGTERM', code || 1);
+      if (!started.has(worker)) {
+        // Replacing a worker that could not even start would only fail again, in a loop.
+        log.error({ pid: worker.process.pid, code, signal }, 'a worker failed to start; serving with the other processes');
         return;
       }
       log.error({ pid: worker.process.pid, code, signal }, 'a worker exited; starting a replacement');
-      cluster.fork();
+      fork();
     });
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', hangup);
-    for (let i = 0; i < options.workers; i++) cluster.fork();
+  };
+  for (let i = 0; i < options.workers; i++) fork();
+
+  const alive = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && !w.isDead());
+
+  return {
+    hangup() {
+      for (const worker of alive()) worker.process.kill('SIGHUP');
+    },
+    async stop() {
+      stopping = true;
+      const workers = alive();
+      const exited = workers.map((worker) => new Promise<void>((resolve) => (worker.isDead() ? resolve() : worker.once('exit', () => resolve()))));
+      for (const worker of workers) worker.process.kill('SIGTERM');
+      const killer = setTimeout(() => {
+        for (const worker of alive()) worker.process.kill('SIGKILL');
+      }, options.shutdownMs + KILL_GRACE_MS);
+      killer.unref();
+      await Promise.all(exited);
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** In a worker: asks the primary for the listening socket and resolves with it. */
+export function receiveListeningSocket(): Promise<Server> {
+  return new Promise((resolve) => {
+    const onMessage = (message: unknown, handle: unknown) => {
+      if (!isMessage(message, LISTEN) || handle === undefined) return;
+      process.off('message', onMessage);
+      resolve(handle as Server);
+    };
+    process.on('message', onMessage);
+    process.send?.({ type: READY });
   });
+}
+
+/** In a worker: tells the primary it serves, so a later death is replaced rather than given up on. */
+export function reportListening(): void {
+  process.send?.({ type: LISTENING });
 }
