@@ -2,10 +2,6 @@
 // Entry point: dispatch to one command; each command returns the process exit code.
 
 import { createRequire } from 'node:module';
-import { certs } from './certs.js';
-import { healthcheck } from './healthcheck.js';
-import { htpasswd } from './htpasswd.js';
-import { serve } from './serve.js';
 
 const USAGE = `Usage: registry-gateway <command> [options]
 
@@ -28,14 +24,16 @@ function version(): string {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    // Each command loads only what it uses: `serve` runs in every worker process, and a container
+    // health check runs every few seconds.
     case 'serve':
-      return serve(rest);
+      return (await import('./serve.js')).serve(rest);
     case 'certs':
-      return certs(rest);
+      return (await import('./certs.js')).certs(rest);
     case 'htpasswd':
-      return htpasswd(rest);
+      return (await import('./htpasswd.js')).htpasswd(rest);
     case 'healthcheck':
-      return healthcheck(rest);
+      return (await import('./healthcheck.js')).healthcheck(rest);
     case undefined:
     case '-h':
     case '--help':

@@ -1,13 +1,20 @@
 // JSON logs on stdout for machines; readable lines when a person is watching a terminal.
 
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type Pretty from 'pino-pretty';
 import type { LogLevel } from '../config/types.js';
 
 export type { Logger } from 'pino';
 
+// pino-pretty and its dependencies cost several MiB per process: loaded only for a terminal.
+function prettyStream(): DestinationStream {
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof Pretty;
+  return pretty({ colorize: true, translateTime: 'SYS:standard' });
+}
+
 export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
-  const stream = destination ?? (process.stdout.isTTY ? pretty({ colorize: true, translateTime: 'SYS:standard' }) : pino.destination(1));
+  const stream = destination ?? (process.stdout.isTTY ? prettyStream() : pino.destination(1));
   return pino(
     {
       level,

@@ -7,8 +7,17 @@
 
 import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
 import { GatewayError } from '../errors.js';
+
+// node-forge is large (about 11 MiB once loaded) and only needed to issue certificates: loaded on
+// first use, so `serve`, and each of its worker processes, does not pay for it.
+let forgeModule: typeof Forge | null = null;
+function forge(): typeof Forge {
+  forgeModule ??= createRequire(import.meta.url)('node-forge') as typeof Forge;
+  return forgeModule;
+}
 
 export interface KeyAndCert {
   readonly cert: string;
@@ -234,7 +243,7 @@ function serialNumber(): string {
 }
 
 interface Issuer {
-  readonly cert: forge.pki.Certificate;
+  readonly cert: Forge.pki.Certificate;
   readonly keyPem: string;
   readonly pem: string;
   readonly notAfter: Date;
@@ -245,7 +254,7 @@ interface CertificateDraft {
   publicKeyPem: string;
   validity: Validity;
   /** null: self-signed. */
-  issuer: forge.pki.Certificate | null;
+  issuer: Forge.pki.Certificate | null;
   extensions: object[];
   signingKeyPem: string;
 }
@@ -270,28 +279,28 @@ function issueLeaf(ca: KeyAndCert, now: Date, days: number, commonName: string, 
 }
 
 function signCertificate(draft: CertificateDraft): string {
-  const cert = forge.pki.createCertificate();
+  const cert = forge().pki.createCertificate();
   cert.serialNumber = serialNumber();
   // The public key goes in first: setExtensions derives the subjectKeyIdentifier from it.
-  cert.publicKey = forge.pki.publicKeyFromPem(draft.publicKeyPem);
+  cert.publicKey = forge().pki.publicKeyFromPem(draft.publicKeyPem);
   cert.validity.notBefore = draft.validity.notBefore;
   cert.validity.notAfter = draft.validity.notAfter;
   // UTF8String, not forge's default PrintableString, which cannot hold every character of a name.
-  const subject = [{ name: 'commonName', value: draft.commonName, valueTagClass: forge.asn1.Type.UTF8 as unknown as forge.asn1.Class }];
+  const subject = [{ name: 'commonName', value: draft.commonName, valueTagClass: forge().asn1.Type.UTF8 as unknown as Forge.asn1.Class }];
   cert.setSubject(subject);
   // The issuer's own encoded attributes, so its name matches the CA's subject byte for byte.
   cert.setIssuer(draft.issuer === null ? subject : draft.issuer.subject.attributes);
   cert.setExtensions(draft.extensions);
-  cert.sign(forge.pki.privateKeyFromPem(draft.signingKeyPem), forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+  cert.sign(forge().pki.privateKeyFromPem(draft.signingKeyPem), forge().md.sha256.create());
+  return forge().pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }
 
 /** The CA's own subjectKeyIdentifier when it has one, so chain building by key id finds it. */
-function caKeyIdentifier(caCert: forge.pki.Certificate): string {
+function caKeyIdentifier(caCert: Forge.pki.Certificate): string {
   const ski = caCert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined;
   return ski?.subjectKeyIdentifier === undefined
     ? caCert.generateSubjectKeyIdentifier().getBytes()
-    : forge.util.hexToBytes(ski.subjectKeyIdentifier);
+    : forge().util.hexToBytes(ski.subjectKeyIdentifier);
 }
 
 /** Checks that the CA can sign now, with a message saying what to fix when it cannot. */
@@ -315,7 +324,7 @@ function openCa(ca: KeyAndCert, now: Date): Issuer {
   const notAfter = new Date(x509.validTo);
   if (notAfter <= now) throw unusable(`its certificate expired on ${notAfter.toISOString()}; make a new CA`);
   const pem = x509.toString();
-  return { cert: forge.pki.certificateFromPem(pem), keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string, pem, notAfter };
+  return { cert: forge().pki.certificateFromPem(pem), keyPem: key.export({ type: 'pkcs8', format: 'pem' }) as string, pem, notAfter };
 }
 
 function oneLine(name: string): string {
