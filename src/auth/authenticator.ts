@@ -31,6 +31,11 @@ export interface AuthStats {
 export interface Authenticator {
   /** Resolves to a result for missing, malformed, wrong or right credentials; rejects only on faults (AUTH_BUSY, AUTH_WORKER_FAILED). */
   authenticate(authorization: string | undefined): Promise<AuthResult>;
+  /**
+   * The user, when this exact header succeeded recently: the synchronous path almost every request
+   * of a push or pull takes. Undefined means "ask authenticate()", not "refused".
+   */
+  recall(authorization: string | undefined): string | undefined;
   /** Switches to a new user set; remembered successes and verifications in flight are forgotten. */
   replaceUsers(users: HtpasswdUsers): void;
   close(): Promise<void>;
@@ -49,15 +54,20 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const counts: AuthStats = { verifications: 0, cacheHits: 0 };
   let current: UserSet = { users: options.users, dummy: null };
 
+  function recall(authorization: string | undefined): string | undefined {
+    if (typeof authorization !== 'string' || authorization === '') return undefined;
+    // Only headers that parsed and verified are ever cached, so a hit needs no parsing.
+    const user = cache.get(authorization);
+    if (user !== undefined) counts.cacheHits++;
+    return user;
+  }
+
   async function authenticate(authorization: string | undefined): Promise<AuthResult> {
+    const cachedUser = recall(authorization);
+    if (cachedUser !== undefined) return { ok: true, user: cachedUser, cached: true };
     const parsed = parseBasicAuthorization(authorization);
     if (!parsed.ok) return { ok: false, reason: parsed.reason, user: parsed.user };
     const header = authorization as string;
-    const cachedUser = cache.get(header);
-    if (cachedUser !== undefined) {
-      counts.cacheHits++;
-      return { ok: true, user: cachedUser, cached: true };
-    }
     return cache.share(header, () => verify(header, parsed.credentials));
   }
 
@@ -84,6 +94,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
 
   return {
     authenticate,
+    recall,
     replaceUsers(users) {
       current = { users, dummy: null };
       cache.clear();

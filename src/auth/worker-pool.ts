@@ -12,6 +12,8 @@ export interface WorkerPoolOptions {
   maxQueue?: number;
   /** The worker script; only tests point this elsewhere. */
   workerUrl?: URL;
+  /** A thread idle this long exits, giving back its ~10 MiB; default 10 s. The next task starts a new one. */
+  idleMs?: number;
 }
 
 export interface WorkerPool {
@@ -21,6 +23,8 @@ export interface WorkerPool {
   hash(password: string, cost: number): Promise<string>;
   /** Terminates every thread; waiting and running tasks fail with AUTH_WORKER_FAILED. */
   close(): Promise<void>;
+  /** Threads running now (started on demand, ended after idleMs without work). */
+  threads(): number;
 }
 
 type Message = { op: 'compare'; password: string; hash: string } | { op: 'hash'; password: string; cost: number };
@@ -36,6 +40,10 @@ interface Slot {
   task: Task | null;
   /** Why the thread died, when it reported it, kept as the cause of the failure. */
   error: Error | null;
+  /** Pending retirement of an idle thread. */
+  idleTimer: NodeJS.Timeout | null;
+  /** Set when the pool ended the thread itself, because it sat idle. */
+  retired: boolean;
 }
 
 const DEFAULT_WORKER = new URL('./bcrypt-worker.js', import.meta.url);
@@ -44,6 +52,7 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   const size = Math.max(1, options.size ?? Math.min(2, availableParallelism()));
   const maxQueue = Math.max(0, options.maxQueue ?? 256);
   const workerUrl = options.workerUrl ?? DEFAULT_WORKER;
+  const idleMs = Math.max(0, options.idleMs ?? 10_000);
   const slots = new Set<Slot>();
   const queue: Task[] = [];
   let closed = false;
@@ -66,7 +75,7 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
 
   // Threads start on demand, so a pool that is never used costs nothing.
   function spawn(): Slot {
-    const slot: Slot = { worker: new Worker(workerUrl), task: null, error: null };
+    const slot: Slot = { worker: new Worker(workerUrl), task: null, error: null, idleTimer: null, retired: false };
     slot.worker.unref();
     slot.worker.on('message', (reply: { ok: boolean; value?: unknown; message?: string }) => finish(slot, reply));
     // 'error' is always followed by 'exit'; recovery happens there, once.
@@ -79,6 +88,8 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   }
 
   function run(slot: Slot, task: Task): void {
+    if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
+    slot.idleTimer = null;
     slot.task = task;
     // An idle pool must not keep the process alive, but a pending verification must: a script
     // that awaits one and has nothing else going on would otherwise exit before the answer.
@@ -100,9 +111,21 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   function next(slot: Slot): void {
     const task = queue.shift();
     if (task !== undefined) run(slot, task);
+    else if (!closed) slot.idleTimer = setTimeout(() => retire(slot), idleMs).unref();
+  }
+
+  // Logins come in bursts (a docker login, then minutes of cached requests): a thread kept for
+  // the next burst would cost its memory the whole time in between.
+  function retire(slot: Slot): void {
+    slot.idleTimer = null;
+    if (slot.task !== null) return;
+    slot.retired = true;
+    slots.delete(slot);
+    void slot.worker.terminate();
   }
 
   function crashed(slot: Slot, code: number): void {
+    if (slot.retired) return;
     slots.delete(slot);
     const message = closed ? 'password verification pool is closed' : `password verification worker exited (code ${code})`;
     slot.task?.reject(new GatewayError('AUTH_WORKER_FAILED', message, { cause: slot.error ?? undefined }));
@@ -117,6 +140,7 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
     closed = true;
     const failure = new GatewayError('AUTH_WORKER_FAILED', 'password verification pool is closed');
     for (const task of queue.splice(0)) task.reject(failure);
+    for (const slot of slots) if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
     const workers = [...slots].map((slot) => slot.worker);
     // terminate() makes each thread emit 'exit', which fails the task it was running.
     await Promise.all(workers.map((worker) => worker.terminate()));
@@ -126,5 +150,6 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
     compare: (password, hash) => submit<boolean>({ op: 'compare', password, hash }),
     hash: (password, cost) => submit<string>({ op: 'hash', password, cost }),
     close,
+    threads: () => slots.size,
   };
 }

@@ -5,8 +5,10 @@
 
 import http from 'node:http';
 import type { Logger } from 'pino';
+import { declaresBody } from '../server/context.js';
 import { sendRegistryError } from '../server/responses.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from './headers.js';
+import type { Reclaimer } from './reclaim.js';
 import type { RewriteContext } from './rewrite.js';
 import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout, type Upstream } from './upstream.js';
 
@@ -17,6 +19,8 @@ export interface ForwardSettings {
   /** `host[:port]` we tell the upstream it is reached at (X-Forwarded-Host). */
   readonly forwardedHost: string;
   readonly log: Logger;
+  /** Frees relayed chunks promptly, so memory stays flat however fast bytes stream. */
+  readonly reclaim: Reclaimer;
 }
 
 /** The parts of a request's state that forwarding fills in, for the access log. */
@@ -39,13 +43,20 @@ export function forward(req: http.IncomingMessage, res: http.ServerResponse, sta
     upstreamReq.destroy(req.complete ? upstreamTimeout(upstream) : clientStalled(upstream.timeoutMs));
   });
 
-  req.on('data', (chunk: Buffer) => {
-    state.bytesIn += chunk.length;
-  });
-  // Not stream.pipeline: it would destroy the client's request, and with it the socket, before
-  // we could answer 502 when the upstream fails early.
-  req.pipe(upstreamReq);
-  req.on('error', (err) => upstreamReq.destroy(err));
+  if (declaresBody(req)) {
+    req.on('data', (chunk: Buffer) => {
+      state.bytesIn += chunk.length;
+      settings.reclaim.relayed(chunk.length);
+    });
+    // Not stream.pipeline: it would destroy the client's request, and with it the socket, before
+    // we could answer 502 when the upstream fails early.
+    req.pipe(upstreamReq);
+    req.on('error', (err) => upstreamReq.destroy(err));
+  } else {
+    // Most registry requests (GET, HEAD, an empty POST) have no body: send them at once instead
+    // of waiting a turn of the event loop for the end of a stream with nothing in it.
+    upstreamReq.end();
+  }
 
   upstreamReq.on('response', (upstreamRes) => relayResponse(req, res, upstreamRes, state, settings));
   upstreamReq.on('error', (err) => {
@@ -94,6 +105,7 @@ function relayResponse(
   }
   upstreamRes.on('data', (chunk: Buffer) => {
     state.bytesOut += chunk.length;
+    settings.reclaim.relayed(chunk.length);
   });
   upstreamRes.pipe(res);
   upstreamRes.on('error', () => undefined); // seen through 'close' below

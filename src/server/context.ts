@@ -34,11 +34,15 @@ export function createContext(req: IncomingMessage, res: ServerResponse): Reques
   };
 }
 
-/** True while the request may still have body bytes the server has not read. */
-export function hasUnreadBody(req: IncomingMessage): boolean {
-  if (req.complete) return false;
+/** Whether the request is framed as having a body: Transfer-Encoding, or a non-zero Content-Length. */
+export function declaresBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** True while the request may still have body bytes the server has not read. */
+export function hasUnreadBody(req: IncomingMessage): boolean {
+  return !req.complete && declaresBody(req);
 }
 
 export function accessLogFields(ctx: RequestContext): Record<string, unknown> {

@@ -2,12 +2,13 @@
 // way down again.
 
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
 import type { Config } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import type { ForwardSettings } from '../proxy/forward.js';
+import { createReclaimer } from '../proxy/reclaim.js';
 import { createUpstream } from '../proxy/upstream.js';
 import { secureServerOptions } from '../tls/options.js';
 import { watchCertificates } from '../tls/reload.js';
@@ -43,24 +44,36 @@ function forwardingSettings(config: Config, port: number, log: Logger): ForwardS
     realm: config.realm,
     forwardedHost,
     log,
+    reclaim: createReclaimer(),
   };
 }
 
-function listen(server: https.Server, host: string, port: number): Promise<number> {
+/** Binds host:port, or takes over a socket already listening (a cluster worker's, from the primary). */
+function listen(server: https.Server, host: string, port: number, shared?: Server): Promise<number> {
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) =>
       reject(new GatewayError('LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.code ?? err.message}; check --listen`, { cause: err }));
     server.once('error', onError);
-    server.listen(port, host, () => {
+    const done = () => {
       server.off('error', onError);
       resolve((server.address() as AddressInfo).port);
-    });
+    };
+    if (shared) server.listen(shared, done);
+    else server.listen(port, host, done);
   });
 }
 
-export async function startGateway(config: Config, options: { logger?: Logger } = {}): Promise<RunningGateway> {
+export interface StartOptions {
+  logger?: Logger;
+  /** A socket already listening on the configured address, shared with other processes. */
+  listening?: Server;
+}
+
+export async function startGateway(config: Config, options: StartOptions = {}): Promise<RunningGateway> {
   const log = options.logger ?? createLogger(config.logLevel);
-  const authenticator = createAuthenticator({ users: config.users });
+  // With several processes, one bcrypt thread each already puts a login flood on every core; more
+  // would only add ~10 MiB apiece.
+  const authenticator = createAuthenticator({ users: config.users, workers: config.workers > 1 ? 1 : undefined });
   const htpasswdWatch = watchHtpasswd(config.htpasswdFile, authenticator, log);
   let draining = false;
   const server = https.createServer({
@@ -78,7 +91,7 @@ export async function startGateway(config: Config, options: { logger?: Logger } 
   const certWatch = watchCertificates(server, config.tls, log);
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
 
-  const port = await listen(server, config.listen.host, config.listen.port);
+  const port = await listen(server, config.listen.host, config.listen.port, options.listening);
   const forwarding = forwardingSettings(config, port, log);
   const handler = createRequestHandler({
     authenticator,

@@ -27,36 +27,53 @@ export function isRegistryPath(path: string): boolean {
 }
 
 export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const fail = (ctx: RequestContext, err: unknown) => {
+    // A fault of our own: answer if we still can, and never take the process down with it.
+    ctx.failure = `internal error: ${(err as Error)?.message ?? String(err)}`;
+    deps.log.error({ err, path: ctx.path }, 'request failed');
+    sendRegistryError(ctx.res, 500, 'UNAVAILABLE', 'internal gateway error', { connection: 'close' });
+  };
   return (req, res) => {
     const ctx = createContext(req, res);
     if (deps.log.isLevelEnabled('info')) res.on('close', () => deps.log.info(accessLogFields(ctx), 'request'));
     if (deps.hstsMaxAge > 0) res.setHeader('strict-transport-security', `max-age=${deps.hstsMaxAge}`);
     if (deps.draining()) res.setHeader('connection', 'close');
-    route(ctx, deps).catch((err: unknown) => {
-      // A fault of our own: answer if we still can, and never take the process down with it.
-      ctx.failure = `internal error: ${(err as Error)?.message ?? String(err)}`;
-      deps.log.error({ err, path: ctx.path }, 'request failed');
-      sendRegistryError(res, 500, 'UNAVAILABLE', 'internal gateway error', { connection: 'close' });
-    });
+    try {
+      route(ctx, deps)?.catch((err: unknown) => fail(ctx, err));
+    } catch (err) {
+      fail(ctx, err);
+    }
   };
 }
 
-async function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
-  const { req, res } = ctx;
+/** Synchronous for the common case (credentials seen recently); a promise only when it must wait. */
+function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefined {
+  const { res } = ctx;
   if (!ctx.path.startsWith('/')) {
     sendJson(res, 400, JSON.stringify({ error: 'request target must be a path' }), { connection: 'close' });
   } else if (ctx.path === '/healthz') {
     answerLiveness(res);
   } else if (ctx.path === '/readyz') {
-    await answerReadiness(res, deps.forwarding.upstream);
+    return answerReadiness(res, deps.forwarding.upstream);
   } else if (isRegistryPath(ctx.path)) {
-    if (await authenticate(ctx, deps)) {
-      if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
-      forward(req, res, ctx, deps.forwarding);
-    }
+    const user = deps.authenticator.recall(ctx.req.headers.authorization);
+    if (user === undefined) return authenticateThenProxy(ctx, deps);
+    ctx.user = user;
+    proxy(ctx, deps);
   } else {
     sendJson(res, 404, JSON.stringify({ error: 'not found' }));
   }
+  return undefined;
+}
+
+async function authenticateThenProxy(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
+  if (await authenticate(ctx, deps)) proxy(ctx, deps);
+}
+
+function proxy(ctx: RequestContext, deps: PipelineDeps): void {
+  const { req, res } = ctx;
+  if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+  forward(req, res, ctx, deps.forwarding);
 }
 
 /** Answers 401 (or 503 when verification is overloaded) itself and returns false when the request may not pass. */

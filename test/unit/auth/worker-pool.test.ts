@@ -91,6 +91,28 @@ describe('worker pool: scheduling', () => {
   });
 });
 
+describe('worker pool: idle threads', () => {
+  it('ends a thread that sat idle, and starts a new one for the next verification', async () => {
+    pool = createWorkerPool({ size: 2, idleMs: 200 });
+    expect(pool.threads()).toBe(0);
+    expect(await Promise.all([pool.compare(alice.password, alice.hash), pool.compare('wrong', alice.hash)])).toEqual([true, false]);
+    expect(pool.threads()).toBe(2);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(pool.threads()).toBe(0);
+    expect(await pool.compare(alice.password, alice.hash)).toBe(true);
+    expect(pool.threads()).toBe(1);
+  });
+
+  it('keeps a thread that gets work before its idle time is up', async () => {
+    pool = createWorkerPool({ size: 1, idleMs: 400 });
+    for (let i = 0; i < 4; i++) {
+      expect(await pool.compare(alice.password, alice.hash)).toBe(true);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(pool.threads()).toBe(1);
+    }
+  });
+});
+
 describe('worker pool: failures', () => {
   it('fails the task of a crashed thread with AUTH_WORKER_FAILED, and a new thread takes the queue', async () => {
     pool = createWorkerPool({ size: 1, workerUrl: CRASHING });

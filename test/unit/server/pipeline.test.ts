@@ -16,7 +16,7 @@ const log = pino({ level: 'silent' });
 const upstream = createUpstream(new URL('http://127.0.0.1:9'), 1000);
 const handler = createRequestHandler({
   authenticator,
-  forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log },
+  forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined } },
   realm: 'Test Realm',
   log,
   hstsMaxAge: 600,
