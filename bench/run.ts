@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { makeTestPki } from '../test/helpers/pki.js';
 import { writeHtpasswd } from '../test/helpers/htpasswd.js';
 import { makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
-import { exec, execOk, killEverything, processTree, startGateway, startNginx, startRegistry, treeMemory, withPeakMemory, type Memory, type Service } from './services.js';
+import { exec, execOk, killEverything, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type Memory, type Service } from './services.js';
 
 const USAGE = `Usage: npm run bench -- [options]
   --blob-mib N         size of the blob pulled and pushed (default 512)
@@ -220,7 +220,13 @@ async function main(): Promise<number> {
       apr1Rps: { label: 'apr1 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 1.0 } as Row,
       apr1P50: { label: 'apr1 user, p50 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
       apr1P99: { label: 'apr1 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      // The front's own CPU time (all its processes, user + system) per unit of work: less noisy
+      // than throughput on a machine whose cores the registry, curl and wrk share.
+      pullCpu: { label: 'front CPU per GB pulled, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
+      pushCpu: { label: 'front CPU per GB pushed, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
+      apr1Cpu: { label: 'front CPU per apr1 request, µs (less is better)', gateway: [], nginx: [], unit: 'µs' } as Row,
     };
+    const cpuOf = (front: Front) => treeCpuSeconds(services[front].pid);
     const ceiling = { pull: [] as number[], push: [] as number[], rps: [] as number[] };
     const record = (row: Row, front: Front, value: number) => row[front].push(value);
     const recordWrk = (prefix: 'bcrypt' | 'apr1', front: Front, r: WrkResult) => {
@@ -233,7 +239,9 @@ async function main(): Promise<number> {
     for (let round = 1; round <= opts.rounds; round++) {
       log(`round ${round} of ${opts.rounds}`);
       for (const front of FRONTS) {
+        const cpu = cpuOf(front);
         const r = await pull(target(front, 'bcrypt'), REPO, blob);
+        record(rows.pullCpu, front, (cpuOf(front) - cpu) / (r.bytes / 1e9));
         log(`  pull  ${front}: ${r.mbps.toFixed(0)} MB/s`);
         record(rows.pull, front, r.mbps);
       }
@@ -241,7 +249,9 @@ async function main(): Promise<number> {
       ceiling.pull.push(up.mbps);
       log(`  pull  upstream: ${up.mbps.toFixed(0)} MB/s`);
       for (const front of FRONTS) {
+        const cpu = cpuOf(front);
         const r = await push(target(front, 'bcrypt'), `bench/push-${front}-${++pushes}`, blob);
+        record(rows.pushCpu, front, (cpuOf(front) - cpu) / (r.bytes / 1e9));
         log(`  push  ${front}: ${r.mbps.toFixed(0)} MB/s`);
         record(rows.push, front, r.mbps);
       }
@@ -250,7 +260,9 @@ async function main(): Promise<number> {
       log(`  push  upstream: ${upPush.mbps.toFixed(0)} MB/s`);
       for (const who of ['bcrypt', 'apr1'] as const) {
         for (const front of FRONTS) {
+          const cpu = cpuOf(front);
           const r = await wrk(target(front, who), REPO, opts.wrkSeconds);
+          if (who === 'apr1') record(rows.apr1Cpu, front, ((cpuOf(front) - cpu) / r.requests) * 1e6);
           log(`  wrk ${who} ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms`);
           recordWrk(who, front, r);
           await sleep(500);
@@ -373,6 +385,9 @@ Gateway RSS (MiB) after each 5 s run of small requests, from ${fmt(before.rssMiB
   every 100 ms (PSS from smaps_rollup beside it, which counts pages the processes share, such as
   the node binary, once) during ${opts.parallelPulls} simultaneous pulls; then before and after
   ${opts.smallRequests} small requests (wrk -c 32 in 5 s runs, after a 2 s warm-up).
+- Front CPU: user + system time of all the front's processes (from /proc/N/stat) across each pull,
+  push and apr1 wrk run, divided by the bytes or requests done: what each front costs per unit of
+  work, whatever else the cores were doing.
 - The ceiling rows are the same pull, push and wrk run straight to the registry over plain HTTP,
   without credentials: no front can pass them.
 `;

@@ -353,6 +353,22 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/** CPU seconds (user + system) used so far by a process tree's live processes, from /proc/N/stat. */
+export function treeCpuSeconds(root: number): number {
+  let ticks = 0;
+  for (const pid of processTree(root)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  // USER_HZ is 100 on every Linux this runs on.
+  return ticks / 100;
+}
+
 export interface Memory {
   /** Sum of VmRSS, the target's measure: pages shared by several processes count once per process. */
   readonly rssMiB: number;
