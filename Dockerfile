@@ -29,5 +29,6 @@ USER node
 EXPOSE 8443
 HEALTHCHECK --interval=10s --timeout=7s --start-period=15s --retries=3 \
   CMD ["node", "/app/dist/cli/main.js", "healthcheck"]
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+# The same V8 flag as the bin script's first line (see src/cli/main.ts).
+ENTRYPOINT ["node", "--max-semi-space-size=4", "/app/dist/cli/main.js"]
 CMD ["serve"]

@@ -369,7 +369,7 @@ Gateway RSS (MiB) after each 5 s run of small requests, from ${fmt(before.rssMiB
 
 - Everything runs on 127.0.0.1: the registry (Debian's docker-registry, filesystem storage in a
   temporary folder, logging warnings only), nginx as its own master (\`nginx -p TMP -c TMP/nginx.conf\`,
-  configuration in \`bench/services.ts\`), and the gateway (\`node dist/cli/main.js serve\`). Both
+  configuration in \`bench/services.ts\`), and the gateway (\`dist/cli/main.js serve\`, run as installed: its first line passes a V8 flag). Both
   fronts use the same certificate, htpasswd file (written by Apache's \`htpasswd -B -C 10\` and
   \`-m\`) and upstream; neither writes an access log.
 - Rounds alternate gateway, nginx, gateway, nginx, ... for each measure, so drift hits both; the

@@ -311,7 +311,7 @@ export async function startGateway(
   // GATEWAY_* variables from the caller's environment must not change what is measured.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GATEWAY_')));
   const args = [
-    options.cli, 'serve',
+    'serve',
     '--listen', `127.0.0.1:${port}`,
     '--upstream', `http://127.0.0.1:${upstreamPort}`,
     '--tls-cert', files.cert,
@@ -320,7 +320,8 @@ export async function startGateway(
     '--log-level', 'warn',
     ...(options.workers === null ? [] : ['--workers', options.workers]),
   ];
-  return startService('registry-gateway', port, process.execPath, args, {
+  // Run as installed (`registry-gateway serve`): through its first line, with the V8 flag it sets.
+  return startService('registry-gateway', port, options.cli, args, {
     logFile: join(dir, 'gateway.log'),
     env,
     ready: async () => (await statusOf(`https://127.0.0.1:${port}/v2/`, files.caFile)) === 401,

@@ -1,5 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // Entry point: dispatch to one command; each command returns the process exit code.
+//
+// The V8 flag caps the young generation at 2 x 4 MiB. By default it grows to 32 MiB under a
+// steady stream of requests (each in-flight request keeps it expanding) and stays there; capped,
+// a process serves the same load ~20 MiB smaller, with no measurable cost in throughput. It must
+// be given at start-up (V8 ignores it later), hence here and in the Dockerfile.
 
 import { createRequire } from 'node:module';
 

@@ -19,7 +19,7 @@ export const SERVE_OPTIONS = [
   { flag: 'htpasswd', env: 'GATEWAY_HTPASSWD', value: 'FILE', default: './htpasswd', help: 'users, as written by Apache htpasswd (bcrypt, apr1 or {SHA})' },
   { flag: 'realm', env: 'GATEWAY_REALM', value: 'TEXT', default: 'Registry Realm', help: 'realm of the Basic challenge' },
   { flag: 'public-url', env: 'GATEWAY_PUBLIC_URL', value: 'URL', default: null, help: 'origin clients use, e.g. https://registry.example.com (default: rewritten URLs are relative)' },
-  { flag: 'workers', env: 'GATEWAY_WORKERS', value: 'N', default: 'auto', help: 'processes sharing the port, like nginx worker_processes; auto = one per CPU' },
+  { flag: 'workers', env: 'GATEWAY_WORKERS', value: 'N', default: 'auto', help: 'processes serving the port, like nginx worker_processes; auto = one per CPU but one (the registry needs a core), at least one' },
   { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   { flag: 'upstream-timeout', env: 'GATEWAY_UPSTREAM_TIMEOUT', value: 'SECONDS', default: '300', help: 'wait this long for the upstream to connect, answer or send more before giving up (504)' },
   { flag: 'idle-timeout', env: 'GATEWAY_IDLE_TIMEOUT', value: 'SECONDS', default: '300', help: 'close a client connection that sends and receives nothing for this long' },

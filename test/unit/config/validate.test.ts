@@ -56,7 +56,9 @@ describe('other values', () => {
 
 describe('parseWorkers', () => {
   it('reads auto as one per CPU, and a count', () => {
-    expect(parseWorkers('auto', 8)).toEqual({ ok: true, value: 8 });
+    expect(parseWorkers('auto', 8)).toEqual({ ok: true, value: 7 });
+    expect(parseWorkers('auto', 2)).toEqual({ ok: true, value: 1 });
+    expect(parseWorkers('auto', 1)).toEqual({ ok: true, value: 1 });
     expect(parseWorkers('3', 8)).toEqual({ ok: true, value: 3 });
     expect(parseWorkers('0', 8).ok).toBe(false);
     expect(parseWorkers('two', 8).ok).toBe(false);
