@@ -13,6 +13,7 @@ export interface Upstream {
 }
 
 const UPSTREAM_WRITE_BUFFER = 256 * 1024;
+const IDLE_UPSTREAM_MS = 30_000;
 
 export function createUpstream(url: URL, timeoutMs: number): Upstream {
   const agent = new http.Agent({
@@ -20,7 +21,12 @@ export function createUpstream(url: URL, timeoutMs: number): Upstream {
     // Docker pulls and pushes several layers at once per client; leave room for many clients.
     maxSockets: 512,
     maxFreeSockets: 64,
-    scheduling: 'lifo',
+    // Spreading requests over every open connection, rather than reusing the last one freed,
+    // measured ~7% more small requests per second through the registry (bench/).
+    scheduling: 'fifo',
+    // An idle connection is closed after this long, well before a registry (or a proxy between)
+    // would drop it under a request. Requests set their own, longer, timeout while they run.
+    timeout: IDLE_UPSTREAM_MS,
     // Passed on to each socket: room for a whole TLS read of an upload (up to four 16 KiB records)
     // to go upstream in one write, instead of pausing the client after every record.
     writableHighWaterMark: UPSTREAM_WRITE_BUFFER,
