@@ -17,6 +17,7 @@ import {
   parseSeconds,
   parseUpstream,
   parseWorkers,
+  parseCount,
   type Parsed,
 } from './validate.js';
 
@@ -59,6 +60,8 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const shutdownMs = take('shutdown-timeout', parseSeconds);
   const hstsMaxAge = take('hsts-max-age', parseNonNegativeSeconds);
   const workers = take('workers', parseWorkers);
+  const freeFailures = take('login-attempts', (text) => parseCount(text, 1000));
+  const maxDelayMs = take('login-backoff-max', parseSeconds);
 
   const certFile = values['tls-cert'].value!;
   const keyFile = values['tls-key'].value!;
@@ -86,7 +89,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const htpasswd = await readHtpasswdFile(htpasswdFile);
   problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || hstsMaxAge === null || !workers || !tls.files) {
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || hstsMaxAge === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
   }
 
@@ -106,6 +109,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     htpasswdFile,
     users: htpasswd.users,
     realm,
+    loginThrottle: Object.freeze({ freeFailures, maxDelayMs }),
     publicUrl,
     logLevel,
     workers,

@@ -18,6 +18,8 @@ export const SERVE_OPTIONS = [
   { flag: 'hsts-max-age', env: 'GATEWAY_HSTS_MAX_AGE', value: 'SECONDS', default: '31536000', help: 'Strict-Transport-Security max-age on every response; 0 turns the header off' },
   { flag: 'htpasswd', env: 'GATEWAY_HTPASSWD', value: 'FILE', default: './htpasswd', help: 'users, as written by Apache htpasswd (bcrypt, apr1 or {SHA})' },
   { flag: 'realm', env: 'GATEWAY_REALM', value: 'TEXT', default: 'Registry Realm', help: 'realm of the Basic challenge' },
+  { flag: 'login-attempts', env: 'GATEWAY_LOGIN_ATTEMPTS', value: 'N', default: '5', help: 'failed logins for one user from one address before each further attempt waits (1 s, doubling; 429 with Retry-After); 0 turns this off' },
+  { flag: 'login-backoff-max', env: 'GATEWAY_LOGIN_BACKOFF_MAX', value: 'SECONDS', default: '300', help: 'longest such wait' },
   { flag: 'public-url', env: 'GATEWAY_PUBLIC_URL', value: 'URL', default: null, help: 'origin clients use, e.g. https://registry.example.com (default: rewritten URLs are relative)' },
   { flag: 'workers', env: 'GATEWAY_WORKERS', value: 'N', default: 'auto', help: 'processes serving the port, like nginx worker_processes; auto = one per CPU but one (the registry needs a core), at least one' },
   { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },

@@ -38,6 +38,12 @@ export interface Config {
   /** Users as parsed at start-up. */
   readonly users: HtpasswdUsers;
   readonly realm: string;
+  /** Repeated failed logins for one user from one address wait before the next is checked. */
+  readonly loginThrottle: {
+    /** Failures before waits begin; 0: no throttling. */
+    readonly freeFailures: number;
+    readonly maxDelayMs: number;
+  };
   /** Origin clients use (`https://registry.example.com`), or null: rewritten URLs are then relative. */
   readonly publicUrl: URL | null;
   readonly logLevel: LogLevel;

@@ -78,6 +78,14 @@ export function parseNonNegativeSeconds(text: string): Parsed<number> {
   return ok(Number(trimmed));
 }
 
+/** A whole number from 0 to max (for counts where 0 means off). */
+export function parseCount(text: string, max: number): Parsed<number> {
+  const trimmed = text.trim();
+  const count = Number(trimmed);
+  if (!/^\d{1,10}$/.test(trimmed) || count > max) return bad(`"${text}" is not a whole number from 0 to ${max}`);
+  return ok(count);
+}
+
 const MAX_WORKERS = 64;
 
 /**

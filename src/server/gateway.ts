@@ -5,6 +5,7 @@ import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
+import { createLoginThrottle } from '../auth/throttle.js';
 import type { Config } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import type { ForwardSettings } from '../proxy/forward.js';
@@ -95,6 +96,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   const forwarding = forwardingSettings(config, port, log);
   const handler = createRequestHandler({
     authenticator,
+    throttle: createLoginThrottle(config.loginThrottle),
     forwarding,
     realm: config.realm,
     log,

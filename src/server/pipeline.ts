@@ -4,6 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Authenticator } from '../auth/authenticator.js';
+import { parseBasicAuthorization } from '../auth/basic.js';
+import type { LoginThrottle } from '../auth/throttle.js';
 import { isGatewayError } from '../errors.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { basicChallenge } from '../proxy/rewrite.js';
@@ -13,6 +15,8 @@ import { sendJson, sendRegistryError } from './responses.js';
 
 export interface PipelineDeps {
   readonly authenticator: Authenticator;
+  /** Waits imposed on repeated failed logins. */
+  readonly throttle: LoginThrottle;
   readonly forwarding: ForwardSettings;
   readonly realm: string;
   readonly log: Logger;
@@ -57,7 +61,10 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     return answerReadiness(res, deps.forwarding.upstream);
   } else if (isRegistryPath(ctx.path)) {
     const user = deps.authenticator.recall(ctx.req.headers.authorization);
-    if (user === undefined) return authenticateThenProxy(ctx, deps);
+    // A throttled address is refused even the right password: answering it while refusing the
+    // wrong ones would tell a guesser which guess was right.
+    if (user === undefined || deps.throttle.retryAfterMs(ctx.remoteAddress, user) > 0) return authenticateThenProxy(ctx, deps);
+    deps.throttle.succeeded(ctx.remoteAddress, user);
     ctx.user = user;
     proxy(ctx, deps);
   } else {
@@ -76,18 +83,36 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   forward(req, res, ctx, deps.forwarding);
 }
 
-/** Answers 401 (or 503 when verification is overloaded) itself and returns false when the request may not pass. */
+/**
+ * Answers 401 (429 when this address must wait before trying this user again, 503 when
+ * verification is overloaded) itself and returns false when the request may not pass.
+ */
 async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<boolean> {
   const { req, res } = ctx;
   // A body we will not read must not be left on a connection we keep.
   const closeIfBody = hasUnreadBody(req) ? { connection: 'close' } : {};
+  const header = req.headers.authorization;
+  const claimed = claimedUser(header);
+  const waitMs = claimed === null ? 0 : deps.throttle.retryAfterMs(ctx.remoteAddress, claimed);
+  if (waitMs > 0) {
+    // Not even checked: a guesser gets no answer about this password, and costs no bcrypt.
+    ctx.user = claimed;
+    ctx.failure = 'login throttled after repeated failures';
+    const seconds = Math.ceil(waitMs / 1000);
+    sendRegistryError(res, 429, 'TOOMANYREQUESTS', `too many failed logins for this user from this address; retry in ${seconds} s`, {
+      'retry-after': String(seconds),
+      ...closeIfBody,
+    });
+    return false;
+  }
   try {
-    const result = await deps.authenticator.authenticate(req.headers.authorization);
+    const result = await deps.authenticator.authenticate(header);
+    ctx.user = result.user;
     if (result.ok) {
-      ctx.user = result.user;
+      deps.throttle.succeeded(ctx.remoteAddress, result.user);
       return true;
     }
-    ctx.user = result.user;
+    if (result.reason === 'mismatch' && result.user !== null) deps.throttle.failed(ctx.remoteAddress, result.user);
     ctx.failure = `authentication ${result.reason}`;
   } catch (err) {
     if (!isGatewayError(err, 'AUTH_BUSY') && !isGatewayError(err, 'AUTH_WORKER_FAILED')) throw err;
@@ -100,4 +125,10 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     ...closeIfBody,
   });
   return false;
+}
+
+/** The user name a Basic header claims, or null when it does not parse. */
+function claimedUser(header: string | undefined): string | null {
+  const parsed = parseBasicAuthorization(header);
+  return parsed.ok ? parsed.credentials.user : null;
 }

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../../src/auth/authenticator.js';
+import { createLoginThrottle } from '../../../src/auth/throttle.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import { createUpstream } from '../../../src/proxy/upstream.js';
 import { createRequestHandler } from '../../../src/server/pipeline.js';
@@ -16,6 +17,8 @@ const log = pino({ level: 'silent' });
 const upstream = createUpstream(new URL('http://127.0.0.1:9'), 1000);
 const handler = createRequestHandler({
   authenticator,
+  // Off here, so the wrong passwords below never add up; throttling has its own tests.
+  throttle: createLoginThrottle({ freeFailures: 0, maxDelayMs: 1000 }),
   forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined } },
   realm: 'Test Realm',
   log,
