@@ -6,6 +6,7 @@ import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
 import { receiveListeningSocket, reportListening, superviseWorkers, type Supervisor } from '../server/cluster.js';
 import { startGateway } from '../server/gateway.js';
+import { exposedKeyMode } from '../tls/load.js';
 import { createLogger } from '../server/logger.js';
 
 export const SERVE_USAGE = `Usage: registry-gateway serve [options]
@@ -29,6 +30,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     if (config.tls.generated && cluster.isPrimary) {
       const { caFile, hosts, ips, instructions } = config.tls.generated;
       log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile}; clients must trust that CA:\n${instructions}`);
+    }
+    const keyMode = cluster.isPrimary ? exposedKeyMode(config.tls.keyFile) : null;
+    if (keyMode !== null) {
+      log.warn({ key: config.tls.keyFile, mode: keyMode }, `the private key ${config.tls.keyFile} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${config.tls.keyFile}`);
     }
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;

@@ -2,6 +2,7 @@
 // start-up error rather than a handshake failure every client has to puzzle over.
 
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 export interface TlsFilesInput {
@@ -93,4 +94,17 @@ export async function loadClientCa(file: string, source: string): Promise<{ pem:
     }
   }
   return { pem: problems.length === 0 ? pem : null, problems };
+}
+
+/**
+ * The permission bits of a private key file when group or others may read or write it (say
+ * '644'), else null. Checked at start: a key others can read is as good as published.
+ */
+export function exposedKeyMode(file: string): string | null {
+  try {
+    const mode = statSync(file).mode & 0o777;
+    return (mode & 0o077) === 0 ? null : mode.toString(8).padStart(3, '0');
+  } catch {
+    return null; // unreadable files are reported by loading
+  }
 }
