@@ -33,6 +33,20 @@ export interface ForwardState {
 }
 
 export function forward(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings): void {
+  if (!declaresBody(req)) {
+    start(req, res, state, settings);
+    return;
+  }
+  // A body can carry a framing error (a bad chunk, a request smuggled behind it) in the very
+  // bytes that brought the headers. Node finds it as it parses them, before the next turn of the
+  // event loop: starting the upstream request only then means such a request never reaches it.
+  setImmediate(() => {
+    if (req.destroyed || req.socket.destroyed || res.destroyed) return;
+    start(req, res, state, settings);
+  });
+}
+
+function start(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings): void {
   const { upstream } = settings;
   const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost });
   const upstreamReq = http.request(upstreamRequestOptions(upstream, req.method ?? 'GET', req.url ?? '/', headers));

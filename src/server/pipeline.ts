@@ -50,11 +50,28 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
   };
 }
 
+// reg-name (without the sub-delims no registry host uses), IPv4, or a bracketed IPv6 literal; then an optional port.
+const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+/** At most one Host header (HTTP/1.0 may omit it; Node refuses an HTTP/1.1 request without), and a well-formed one. */
+export function hasOneValidHost(rawHeaders: readonly string[]): boolean {
+  let seen = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length !== 4 || rawHeaders[i]!.toLowerCase() !== 'host') continue;
+    if (++seen > 1 || !HOST.test(rawHeaders[i + 1]!)) return false;
+  }
+  return true;
+}
+
 /** Synchronous for the common case (credentials seen recently); a promise only when it must wait. */
 function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefined {
   const { res } = ctx;
   if (!ctx.path.startsWith('/')) {
     sendJson(res, 400, JSON.stringify({ error: 'request target must be a path' }), { connection: 'close' });
+  } else if (!hasOneValidHost(ctx.req.rawHeaders)) {
+    // RFC 9112 section 3.2: two Host headers, or one that is not a host[:port], get 400. Which one
+    // the registry would believe is exactly the ambiguity a desync attack needs.
+    sendJson(res, 400, JSON.stringify({ error: 'one Host header with a host name or address is required' }), { connection: 'close' });
   } else if (ctx.path === '/healthz') {
     answerLiveness(res);
   } else if (ctx.path === '/readyz') {
@@ -79,6 +96,9 @@ async function authenticateThenProxy(ctx: RequestContext, deps: PipelineDeps): P
 
 function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   const { req, res } = ctx;
+  // The client may have gone, or broken its framing (the server then answered 400 itself), while
+  // its credentials were being checked: nothing of such a request may reach the upstream.
+  if (req.destroyed || res.destroyed || res.headersSent) return;
   if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
   forward(req, res, ctx, deps.forwarding);
 }
