@@ -6,8 +6,8 @@ export interface RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly startedAt: bigint;
-  /** The request target's path, without the query: what routing and logs see. */
-  readonly path: string;
+  /** The request target's path, without the query: what routing and logs see (canonical once routed). */
+  path: string;
   readonly remoteAddress: string;
   user: string | null;
   upstreamStatus: number | null;

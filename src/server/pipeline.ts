@@ -8,6 +8,7 @@ import { parseBasicAuthorization } from '../auth/basic.js';
 import type { LoginThrottle } from '../auth/throttle.js';
 import { isGatewayError } from '../errors.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
+import { canonicalPath } from '../proxy/path.js';
 import { basicChallenge } from '../proxy/rewrite.js';
 import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from './context.js';
 import { answerLiveness, answerReadiness } from './health.js';
@@ -68,6 +69,8 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
   const { res } = ctx;
   if (!ctx.path.startsWith('/')) {
     sendJson(res, 400, JSON.stringify({ error: 'request target must be a path' }), { connection: 'close' });
+  } else if (!canonicalize(ctx)) {
+    return undefined;
   } else if (!hasOneValidHost(ctx.req.rawHeaders)) {
     // RFC 9112 section 3.2: two Host headers, or one that is not a host[:port], get 400. Which one
     // the registry would believe is exactly the ambiguity a desync attack needs.
@@ -84,10 +87,33 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     deps.throttle.succeeded(ctx.remoteAddress, user);
     ctx.user = user;
     proxy(ctx, deps);
+  } else if (isRegistryPath(ctx.path.toLowerCase())) {
+    sendRegistryError(res, 400, 'UNSUPPORTED', 'registry API paths start with /v2/ in lower case', { connection: 'close' });
   } else {
     sendJson(res, 404, JSON.stringify({ error: 'not found' }));
   }
   return undefined;
+}
+
+/**
+ * Routes on, and forwards, one spelling of the path: escapes of ordinary characters decoded,
+ * anything the upstream could read differently refused (400). False when it answered.
+ */
+function canonicalize(ctx: RequestContext): boolean {
+  const canonical = canonicalPath(ctx.path);
+  if (!canonical.ok) {
+    ctx.failure = `malformed path: ${canonical.reason}`;
+    sendRegistryError(ctx.res, 400, 'UNSUPPORTED', `malformed request path: ${canonical.reason}`, { connection: 'close' });
+    return false;
+  }
+  if (canonical.path !== ctx.path) {
+    const target = ctx.req.url ?? '';
+    const queryAt = target.indexOf('?');
+    ctx.path = canonical.path;
+    // The query goes on byte for byte: the registry signs its upload state in it.
+    ctx.req.url = canonical.path + (queryAt === -1 ? '' : target.slice(queryAt));
+  }
+  return true;
 }
 
 async function authenticateThenProxy(ctx: RequestContext, deps: PipelineDeps): Promise<void> {

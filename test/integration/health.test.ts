@@ -34,7 +34,7 @@ describe('health endpoints and paths outside /v2/', () => {
   });
 
   // The registry itself answers 200 on `/`: a 404 here shows the gateway did not forward it.
-  const outside = ['/', '/v1/_ping', '/v2x', '/v20/', '/V2/', '/healthz/extra', '/metrics', '/debug/vars', '/favicon.ico', '/%2Fv2/'];
+  const outside = ['/', '/v1/_ping', '/v2x', '/v20/', '/healthz/extra', '/metrics', '/debug/vars', '/favicon.ico'];
   for (const path of outside) {
     it(`answers ${path} with 404, with or without credentials`, async () => {
       const anonymous = await stack.request(path, { auth: false });
@@ -43,6 +43,14 @@ describe('health endpoints and paths outside /v2/', () => {
       const authenticated = await stack.request(path);
       expect(authenticated.status).toBe(404);
       expect(authenticated.headers['docker-distribution-api-version']).toBeUndefined();
+    });
+  }
+
+  // Spellings a registry could take for /v2/: refused outright rather than "not found".
+  for (const path of ['/V2/', '/%2Fv2/']) {
+    it(`refuses ${path} with 400, with or without credentials`, async () => {
+      expect((await stack.request(path, { auth: false })).status).toBe(400);
+      expect((await stack.request(path)).status).toBe(400);
     });
   }
 
