@@ -21,7 +21,6 @@ import {
   type Parsed,
 } from './validate.js';
 
-const HEADERS_TIMEOUT_MS = 60_000;
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
 /** Parse the command line of `serve`; unknown flags are a usage error naming the flag. */
@@ -57,6 +56,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const logLevel = take('log-level', parseLogLevel);
   const upstreamMs = take('upstream-timeout', parseSeconds);
   const idleMs = take('idle-timeout', parseSeconds);
+  const headersMs = take('headers-timeout', parseSeconds);
   const shutdownMs = take('shutdown-timeout', parseSeconds);
   const hstsMaxAge = take('hsts-max-age', parseNonNegativeSeconds);
   const workers = take('workers', parseWorkers);
@@ -89,7 +89,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const htpasswd = await readHtpasswdFile(htpasswdFile);
   problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !shutdownMs || hstsMaxAge === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
   }
 
@@ -113,6 +113,6 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     publicUrl,
     logLevel,
     workers,
-    timeouts: Object.freeze({ headersMs: HEADERS_TIMEOUT_MS, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
+    timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });
 }

@@ -83,6 +83,9 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     // must finish its headers promptly and keep its connection busy.
     requestTimeout: 0,
     headersTimeout: config.timeouts.headersMs,
+    // How often Node looks for connections past the headers timeout: by default every 30 s, so a
+    // slowloris would hold its connection for up to that much longer than the timeout says.
+    connectionsCheckingInterval: Math.min(1_000, config.timeouts.headersMs),
     keepAliveTimeout: config.timeouts.keepAliveMs,
     maxHeaderSize: 32 * 1024,
     // Two Authorization headers then read as one malformed value instead of the first silently winning.

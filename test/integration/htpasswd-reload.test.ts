@@ -56,6 +56,16 @@ describe('htpasswd changes while the gateway runs', () => {
     expect(await statusWithin(2500, bob, 401)).toBe(401);
   });
 
+  it('keeps the last users while the file is empty, as when it is caught between truncation and rewrite', async () => {
+    const before = await readFile(stack.htpasswdFile, 'utf8');
+    stack.clearLogs();
+    await writeFile(stack.htpasswdFile, '');
+    await new Promise((r) => setTimeout(r, 2_500)); // past the next poll
+    expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
+    expect(stack.logLines().some((l) => l.msg === 'htpasswd file not reloaded: it has no users; keeping the previous users')).toBe(true);
+    await writeFile(stack.htpasswdFile, before);
+  });
+
   it('keeps the last good users when the file breaks, and logs the line at fault', async () => {
     const before = await readFile(stack.htpasswdFile, 'utf8');
     await writeFile(stack.htpasswdFile, `${before}mallory:$6$rounds=5000$salt$hash\n`);
