@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseBasicAuthorization } from './basic.js';
 import { createCredentialCache } from './credential-cache.js';
-import { apr1, sha1Hash, verifyApr1, verifySha1 } from './hashes.js';
+import { apr1, costliestHash, equalStrings, sha1Hash, verifyApr1, verifySha1 } from './hashes.js';
 import type { AuthResult, Credentials, HtpasswdUsers, PasswordHash } from './types.js';
 import { createWorkerPool, type WorkerPool } from './worker-pool.js';
 
@@ -111,6 +111,8 @@ function checkPassword(pool: WorkerPool, hash: PasswordHash, password: string): 
   switch (hash.kind) {
     case 'bcrypt':
       return pool.compare(password, hash.hash);
+    case 'sha-crypt':
+      return pool.shaCrypt(password, hash.hash).then((computed) => equalStrings(computed, hash.hash));
     case 'apr1':
       return Promise.resolve(verifyApr1(password, hash.hash));
     case 'sha1':
@@ -119,18 +121,22 @@ function checkPassword(pool: WorkerPool, hash: PasswordHash, password: string): 
 }
 
 /**
- * A hash of a random password, as expensive to check as the most expensive entry in the file:
- * bcrypt at the highest cost present, else apr1, else {SHA}.
+ * A hash of a random password, made like the entry of the file that is the most expensive to
+ * check (bcrypt at its cost, SHA-crypt with its rounds, apr1 or {SHA}).
  */
 async function makeDummyHash(pool: WorkerPool, users: HtpasswdUsers): Promise<PasswordHash> {
   const secret = randomBytes(24).toString('base64');
-  let cost = 0;
-  let apr1Present = false;
-  for (const hash of users.values()) {
-    if (hash.kind === 'bcrypt') cost = Math.max(cost, hash.cost);
-    else if (hash.kind === 'apr1') apr1Present = true;
+  const costliest = costliestHash(users.values());
+  switch (costliest?.kind) {
+    case 'bcrypt':
+      return { ...costliest, hash: await pool.hash(secret, costliest.cost) };
+    case 'sha-crypt': {
+      const setting = `$${costliest.digest === 'sha256' ? 5 : 6}$rounds=${costliest.rounds}$${randomBytes(8).toString('hex')}`;
+      return { ...costliest, hash: await pool.shaCrypt(secret, setting) };
+    }
+    case 'apr1':
+      return { kind: 'apr1', hash: apr1(secret, randomBytes(4).toString('hex')) };
+    default:
+      return { kind: 'sha1', hash: sha1Hash(secret) };
   }
-  if (cost > 0) return { kind: 'bcrypt', cost, hash: await pool.hash(secret, cost) };
-  if (apr1Present) return { kind: 'apr1', hash: apr1(secret, randomBytes(4).toString('hex')) };
-  return { kind: 'sha1', hash: sha1Hash(secret) };
 }

@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { GatewayError } from '../errors.js';
-import { apr1, identifyHash, verifyApr1, verifySha1 } from './hashes.js';
+import { apr1, equalStrings, identifyHash, verifyApr1, verifySha1 } from './hashes.js';
+import { shaCrypt } from './sha-crypt.js';
 import type { PasswordHash } from './types.js';
 
 export type HashAlgorithm = 'bcrypt' | 'apr1';
@@ -68,6 +69,8 @@ export async function verifyPassword(password: string, hash: PasswordHash): Prom
   switch (hash.kind) {
     case 'bcrypt':
       return bcrypt.compare(password, hash.hash);
+    case 'sha-crypt':
+      return equalStrings(shaCrypt(password, hash.hash), hash.hash);
     case 'apr1':
       return verifyApr1(password, hash.hash);
     case 'sha1':

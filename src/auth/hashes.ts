@@ -1,10 +1,17 @@
 // Recognising htpasswd hash formats, and verifying the two fast ones (apr1, {SHA}).
-// bcrypt verification is slow and runs in worker threads (see worker-pool.ts).
+// bcrypt and SHA-crypt verification is slow and runs in worker threads (see worker-pool.ts).
 
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { SHA_CRYPT_MIN_ROUNDS } from './sha-crypt.js';
 import type { PasswordHash } from './types.js';
 
-const RECREATE = 're-create the entry with `htpasswd -B`';
+const RECREATE = 're-create the entry with `registry-gateway htpasswd add <user>` or Apache\'s `htpasswd -B <file> <user>`';
+
+/**
+ * The most SHA-crypt rounds accepted (passlib's defaults, 535,000 and 656,000, fit). One login at
+ * the limit costs about 3 s of a verification thread, as much as bcrypt at cost 14.
+ */
+export const SHA_CRYPT_MAX_ACCEPTED_ROUNDS = 1_000_000;
 
 /** Alphabet of crypt(3)-style hashes (apr1, DES crypt); bcrypt orders the same characters differently. */
 const CRYPT64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -13,6 +20,7 @@ const BCRYPT64 = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 const BCRYPT_RE = /^\$2[aby]\$(\d\d)\$([./A-Za-z0-9]{22})([./A-Za-z0-9]{31})$/;
 const APR1_RE = /^\$apr1\$([./0-9A-Za-z]{1,8})\$([./0-9A-Za-z]{22})$/;
 const SHA1_RE = /^\{SHA\}([A-Za-z0-9+/]{27}=)$/;
+const SHA_CRYPT_RE = /^\$([56])\$(?:rounds=(\d{1,12})\$)?([./0-9A-Za-z]{1,16})\$([./0-9A-Za-z]*)$/;
 
 /** Recognises a hash by a strict pattern, or explains (without quoting it) why it cannot be used. */
 export function identifyHash(hash: string): PasswordHash | { error: string } {
@@ -21,6 +29,7 @@ export function identifyHash(hash: string): PasswordHash | { error: string } {
   if (hash.startsWith('$2')) return identifyBcrypt(hash);
   if (hash.startsWith('$apr1$')) return identifyApr1(hash);
   if (hash.startsWith('{SHA}')) return identifySha1(hash);
+  if (hash.startsWith('$5$') || hash.startsWith('$6$')) return identifyShaCrypt(hash);
   return { error: describeUnsupported(hash) };
 }
 
@@ -62,6 +71,36 @@ function identifySha1(hash: string): PasswordHash | { error: string } {
   return { kind: 'sha1', hash };
 }
 
+/** The two SHA-crypt variants: name, digest characters, and how many values the last one can take. */
+const SHA_CRYPT = {
+  '5': { name: 'SHA-256 crypt ($5$)', digest: 'sha256', length: 43, lastValues: 16 },
+  '6': { name: 'SHA-512 crypt ($6$)', digest: 'sha512', length: 86, lastValues: 4 },
+} as const;
+
+function identifyShaCrypt(hash: string): PasswordHash | { error: string } {
+  const variant = SHA_CRYPT[hash[1] as '5' | '6'];
+  const m = SHA_CRYPT_RE.exec(hash);
+  const digest = m?.[4] ?? '';
+  // The last character carries the digest's leftover bits (16 of 18, or 8 of 12): the rest are 0.
+  if (m === null || digest.length !== variant.length || CRYPT64.indexOf(digest.at(-1)!) >= variant.lastValues) {
+    const expected = `${hash.slice(0, 3)}, optionally rounds=N$, a salt of 1-16 characters, $ and ${variant.length} characters`;
+    return { error: damaged(variant.name, expected) };
+  }
+  if (m[2] === undefined) return { kind: 'sha-crypt', digest: variant.digest, rounds: 5000, hash };
+  const rounds = Number(m[2]);
+  // crypt(3) raises fewer rounds to 1000 and writes the number without leading zeros, so the
+  // string it computes could never equal this one.
+  if (rounds < SHA_CRYPT_MIN_ROUNDS || m[2].startsWith('0')) {
+    return { error: `the ${variant.name} hash has rounds=${m[2]}, which crypt(3) never writes (it writes 1000 or more, without leading zeros), so no password can match it; ${RECREATE}` };
+  }
+  if (rounds > SHA_CRYPT_MAX_ACCEPTED_ROUNDS) {
+    return {
+      error: `the ${variant.name} hash has rounds=${rounds}, more than the ${SHA_CRYPT_MAX_ACCEPTED_ROUNDS} the gateway accepts (each login would take seconds of CPU); ${RECREATE}, or \`htpasswd -${hash[1] === '5' ? '2' : '5'}\` with the default 5000 rounds`,
+    };
+  }
+  return { kind: 'sha-crypt', digest: variant.digest, rounds, hash };
+}
+
 function damaged(kind: string, expected: string): string {
   return `the ${kind} hash is truncated or damaged (expected ${expected}); ${RECREATE}`;
 }
@@ -73,11 +112,10 @@ function lowBitsZero(alphabet: string, encoded: string, multiple: number): boole
 
 const UNSUPPORTED: ReadonlyArray<readonly [string, string]> = [
   ['$1$', 'MD5-crypt ($1$)'],
-  ['$5$', 'SHA-256 crypt ($5$)'],
-  ['$6$', 'SHA-512 crypt ($6$)'],
   ['$y$', 'yescrypt ($y$)'],
   ['$argon2', 'Argon2'],
   ['{SSHA}', 'salted SHA-1 ({SSHA})'],
+  ['{PLAIN}', 'a plain-text password ({PLAIN})'],
 ];
 
 function describeUnsupported(hash: string): string {
@@ -86,10 +124,42 @@ function describeUnsupported(hash: string): string {
   }
   const scheme = /^(\$[A-Za-z0-9-]{1,16}\$|\{[A-Za-z0-9-]{1,16}\})/.exec(hash);
   if (scheme !== null) return `the ${scheme[1]} hash format is not supported; ${RECREATE}`;
-  if (/^[./0-9A-Za-z]{13}$/.test(hash)) {
-    return `this looks like a DES crypt hash (\`htpasswd -d\`) or a 13-character plain-text password; neither is supported; ${RECREATE}`;
+  if (/^[!*]/.test(hash)) {
+    // Locked shadow entries ("!...", "*"), and the "*0" htpasswd writes when crypt(3) failed
+    // (for instance `htpasswd -2 -r 999`).
+    return `the entry is locked or its hash was never made (it starts with ! or *), so no password can match it; remove the line or ${RECREATE}`;
   }
-  return `this is not a recognised password hash (plain text, as \`htpasswd -p\` writes, is not supported); ${RECREATE}`;
+  if (/^[./0-9A-Za-z]{13}$/.test(hash)) {
+    return `this looks like a DES crypt hash (\`htpasswd -d\`, which uses only the first 8 characters of a password) or a 13-character plain-text password; neither is supported; ${RECREATE}`;
+  }
+  return `this is not a recognised password hash; plain text (\`htpasswd -p\`) is not supported; ${RECREATE}`;
+}
+
+/**
+ * Rough cost of checking one password against the hash, in hash-function calls of ~3 µs each
+ * (one SHA-crypt round or one apr1 MD5 round), so the dummy hash for unknown users can match the
+ * most expensive entry of a file whatever its kind. bcrypt: about 43 such calls per 2^cost.
+ */
+export function verificationCost(hash: PasswordHash): number {
+  switch (hash.kind) {
+    case 'bcrypt':
+      return 43 * 2 ** hash.cost;
+    case 'sha-crypt':
+      return hash.rounds;
+    case 'apr1':
+      return 1000;
+    case 'sha1':
+      return 1;
+  }
+}
+
+/** The hash that takes the longest to check, which the dummy hash for unknown users imitates. */
+export function costliestHash(hashes: Iterable<PasswordHash>): PasswordHash | null {
+  let costliest: PasswordHash | null = null;
+  for (const hash of hashes) {
+    if (costliest === null || verificationCost(hash) > verificationCost(costliest)) costliest = hash;
+  }
+  return costliest;
 }
 
 /** Checks a password against an apr1 hash already accepted by identifyHash. */
@@ -110,7 +180,8 @@ export function sha1Hash(password: string): string {
   return `{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}`;
 }
 
-function equalStrings(a: string, b: string): boolean {
+/** Constant-time comparison of a computed crypt string with the stored one. */
+export function equalStrings(a: string, b: string): boolean {
   const x = Buffer.from(a, 'utf8');
   const y = Buffer.from(b, 'utf8');
   return x.length === y.length && timingSafeEqual(x, y);

@@ -3,6 +3,7 @@
 /** A password hash the gateway knows how to verify, recognised by a strict pattern. */
 export type PasswordHash =
   | { readonly kind: 'bcrypt'; readonly cost: number; readonly hash: string }
+  | { readonly kind: 'sha-crypt'; readonly digest: 'sha256' | 'sha512'; readonly rounds: number; readonly hash: string }
   | { readonly kind: 'apr1'; readonly hash: string }
   | { readonly kind: 'sha1'; readonly hash: string };
 

@@ -1,4 +1,4 @@
-// A small pool of worker threads for bcrypt, with a bounded wait queue so a flood of login
+// A small pool of worker threads for bcrypt and SHA-crypt, with a bounded wait queue so a flood of login
 // attempts turns into fast AUTH_BUSY failures instead of unbounded memory and latency.
 
 import { availableParallelism } from 'node:os';
@@ -21,13 +21,18 @@ export interface WorkerPool {
   compare(password: string, hash: string): Promise<boolean>;
   /** A new bcrypt hash of the password at the given cost, off the main thread. */
   hash(password: string, cost: number): Promise<string>;
+  /** The SHA-crypt string of the password under a `$5$`/`$6$` setting (or whole hash), off the main thread. */
+  shaCrypt(password: string, setting: string): Promise<string>;
   /** Terminates every thread; waiting and running tasks fail with AUTH_WORKER_FAILED. */
   close(): Promise<void>;
   /** Threads running now (started on demand, ended after idleMs without work). */
   threads(): number;
 }
 
-type Message = { op: 'compare'; password: string; hash: string } | { op: 'hash'; password: string; cost: number };
+type Message =
+  | { op: 'compare'; password: string; hash: string }
+  | { op: 'hash'; password: string; cost: number }
+  | { op: 'sha-crypt'; password: string; setting: string };
 
 interface Task {
   message: Message;
@@ -103,7 +108,7 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
     slot.worker.unref();
     if (task !== null) {
       if (reply.ok) task.resolve(reply.value);
-      else task.reject(new GatewayError('AUTH_WORKER_FAILED', `bcrypt failed in the worker: ${reply.message ?? 'unknown error'}`));
+      else task.reject(new GatewayError('AUTH_WORKER_FAILED', `password hashing failed in the worker: ${reply.message ?? 'unknown error'}`));
     }
     next(slot);
   }
@@ -149,6 +154,7 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   return {
     compare: (password, hash) => submit<boolean>({ op: 'compare', password, hash }),
     hash: (password, cost) => submit<string>({ op: 'hash', password, cost }),
+    shaCrypt: (password, setting) => submit<string>({ op: 'sha-crypt', password, setting }),
     close,
     threads: () => slots.size,
   };

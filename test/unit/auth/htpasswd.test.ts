@@ -47,8 +47,8 @@ describe('parseHtpasswd reports unusable lines', () => {
     expect([...users.keys()]).toEqual(['ok']);
     expect(where(problems)).toEqual([
       [2, 'des'],
-      [3, 'sha512'],
-      [4, 'sha256'],
+      [3, 'nginxplain'],
+      [4, 'failed'],
       [5, 'plain'],
       [6, 'md5crypt'],
       [7, 'ssha'],
@@ -59,8 +59,8 @@ describe('parseHtpasswd reports unusable lines', () => {
     ]);
     const reasons = problems.map((p) => p.reason);
     expect(reasons[0]).toMatch(/DES crypt/);
-    expect(reasons[1]).toMatch(/SHA-512 crypt/);
-    expect(reasons[2]).toMatch(/SHA-256 crypt/);
+    expect(reasons[1]).toMatch(/plain-text password \(\{PLAIN\}\)/);
+    expect(reasons[2]).toMatch(/locked or its hash was never made/);
     expect(reasons[3]).toMatch(/plain text/);
     expect(reasons[4]).toMatch(/MD5-crypt/);
     expect(reasons[5]).toMatch(/\{SSHA\}/);
@@ -134,10 +134,10 @@ describe('parseHtpasswd reports unusable lines', () => {
 
 describe('formatHtpasswdProblem', () => {
   it('gives file, line, quoted user and reason on one line', () => {
-    const text = 'alice:$2y$05$jWfUFwapbh2o4KPb41AQ.u2wW/ZAKo8k2vV9i7DEA/xg0yCZICg5G\n# x\nbob:$6$salt$abc\n';
+    const text = 'alice:$2y$05$jWfUFwapbh2o4KPb41AQ.u2wW/ZAKo8k2vV9i7DEA/xg0yCZICg5G\n# x\nbob:$y$j9T$salt$abc\n';
     const { problems } = parseHtpasswd(text, './htpasswd');
     expect(problems.map(formatHtpasswdProblem)).toEqual([
-      './htpasswd:3: user "bob": SHA-512 crypt ($6$) is not supported; re-create the entry with `htpasswd -B`',
+      './htpasswd:3: user "bob": yescrypt ($y$) is not supported; re-create the entry with `registry-gateway htpasswd add <user>` or Apache\'s `htpasswd -B <file> <user>`',
     ]);
   });
 
