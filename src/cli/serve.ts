@@ -5,7 +5,12 @@ import { loadConfig, parseServeFlags } from '../config/load.js';
 import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
 import { receiveListeningSocket, reportListening, superviseWorkers, type Supervisor } from '../server/cluster.js';
-import { startGateway } from '../server/gateway.js';
+import { startGateway, type RunningGateway } from '../server/gateway.js';
+import { answerMetricsRequests, gatherWorkerSamples } from '../metrics/cluster.js';
+import { startMetricsListener, type MetricsListener } from '../metrics/listener.js';
+import { mergeSamples } from '../metrics/registry.js';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../server/logger.js';
 import { exposedKeyMode } from '../tls/load.js';
 import { createLogger } from '../server/logger.js';
 
@@ -38,6 +43,10 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
     const gateway = await startGateway(config, { logger: log, listening });
+    const metrics = await serveMetrics(config, gateway, log).catch(async (err: unknown) => {
+      await gateway.close();
+      throw err;
+    });
     let workers: Supervisor | null = null;
     if (clustered && cluster.isPrimary) {
       workers = superviseWorkers({ workers: config.workers - 1, server: gateway.server, shutdownMs: config.timeouts.shutdownMs, log });
@@ -55,7 +64,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     });
     log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
     process.off('SIGHUP', onHangup);
-    await Promise.all([gateway.close(), workers?.stop()]);
+    await Promise.all([gateway.close(), workers?.stop(), metrics?.close()]);
     log.info('stopped');
     log.flush();
     // A cluster worker's channel to the primary would keep it alive; let it go.
@@ -67,4 +76,22 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     for (const problem of err.problems) process.stderr.write(`  - ${problem}\n`);
     return err.exitCode;
   }
+}
+
+/**
+ * The primary serves /metrics for the whole gateway, adding up what each worker counted; a worker
+ * only answers the primary.
+ */
+async function serveMetrics(config: Config, gateway: RunningGateway, log: Logger): Promise<MetricsListener | null> {
+  const { metrics } = gateway;
+  if (config.metricsListen === null || metrics === null) return null;
+  if (cluster.isWorker) {
+    answerMetricsRequests(metrics.samples);
+    return null;
+  }
+  const render = async () => {
+    const [own, others] = await Promise.all([metrics.samples(), config.workers > 1 ? gatherWorkerSamples() : []]);
+    return metrics.render(mergeSamples([own, ...others]));
+  };
+  return startMetricsListener(config.metricsListen, render, log);
 }

@@ -23,6 +23,13 @@ import {
 
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
+const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
+
+/** Whether two listen addresses would collide: same port on the same or an any-address host. */
+function sharesPort(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
+  return a.port === b.port && a.port !== 0 && (a.host === b.host || ANY_ADDRESS.has(a.host) || ANY_ADDRESS.has(b.host));
+}
+
 /** Parse the command line of `serve`; unknown flags are a usage error naming the flag. */
 export function parseServeFlags(argv: string[]): { flags: Record<string, string | undefined>; help: boolean } {
   const options = Object.fromEntries(SERVE_OPTIONS.map((o) => [o.flag, { type: 'string' as const }]));
@@ -54,6 +61,10 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const realm = take('realm', parseRealm);
   const publicUrl = take('public-url', parsePublicUrl);
   const logLevel = take('log-level', parseLogLevel);
+  const metricsListen = take('metrics-listen', parseListen);
+  if (listen && metricsListen && sharesPort(listen, metricsListen)) {
+    problems.push(`${label('metrics-listen')}: ${metricsListen.host}:${metricsListen.port} is where the gateway itself listens (--listen); give metrics a port of their own, e.g. 127.0.0.1:9443`);
+  }
   const upstreamMs = take('upstream-timeout', parseSeconds);
   const idleMs = take('idle-timeout', parseSeconds);
   const headersMs = take('headers-timeout', parseSeconds);
@@ -112,6 +123,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     loginThrottle: Object.freeze({ freeFailures, maxDelayMs }),
     publicUrl,
     logLevel,
+    metricsListen: metricsListen && Object.freeze(metricsListen),
     workers,
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });

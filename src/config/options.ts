@@ -22,6 +22,7 @@ export const SERVE_OPTIONS = [
   { flag: 'login-backoff-max', env: 'GATEWAY_LOGIN_BACKOFF_MAX', value: 'SECONDS', default: '300', help: 'longest such wait' },
   { flag: 'public-url', env: 'GATEWAY_PUBLIC_URL', value: 'URL', default: null, help: 'origin clients use, e.g. https://registry.example.com (default: rewritten URLs are relative)' },
   { flag: 'workers', env: 'GATEWAY_WORKERS', value: 'N', default: 'auto', help: 'processes serving the port, like nginx worker_processes; auto = one per CPU but one (the registry needs a core), at least one' },
+  { flag: 'metrics-listen', env: 'GATEWAY_METRICS_LISTEN', value: 'HOST:PORT', default: null, help: 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no auth: keep it on loopback or an internal network); off by default' },
   { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   { flag: 'upstream-timeout', env: 'GATEWAY_UPSTREAM_TIMEOUT', value: 'SECONDS', default: '300', help: 'wait this long for the upstream to connect, answer or send more before giving up (504)' },
   { flag: 'headers-timeout', env: 'GATEWAY_HEADERS_TIMEOUT', value: 'SECONDS', default: '60', help: 'a client must send its whole request head within this long, or gets 408 (slowloris)' },

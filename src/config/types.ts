@@ -47,6 +47,8 @@ export interface Config {
   /** Origin clients use (`https://registry.example.com`), or null: rewritten URLs are then relative. */
   readonly publicUrl: URL | null;
   readonly logLevel: LogLevel;
+  /** Where /metrics is served (plain HTTP), or null: metrics off. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | null;
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
   readonly timeouts: Timeouts;

@@ -10,6 +10,8 @@ export interface RequestContext {
   path: string;
   readonly remoteAddress: string;
   user: string | null;
+  /** Set once the request was handed to the upstream. */
+  forwarded: boolean;
   upstreamStatus: number | null;
   bytesIn: number;
   bytesOut: number;
@@ -27,6 +29,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse): Reques
     path: queryAt === -1 ? target : target.slice(0, queryAt),
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
     user: null,
+    forwarded: false,
     upstreamStatus: null,
     bytesIn: 0,
     bytesOut: 0,
@@ -45,14 +48,18 @@ export function hasUnreadBody(req: IncomingMessage): boolean {
   return !req.complete && declaresBody(req);
 }
 
+/** Body bytes sent: answers the gateway writes itself by their length, relayed ones as they streamed. */
+export function responseBytes(ctx: RequestContext): number {
+  return ctx.upstreamStatus === null ? Number(ctx.res.getHeader('content-length') ?? 0) : ctx.bytesOut;
+}
+
 export function accessLogFields(ctx: RequestContext): Record<string, unknown> {
   return {
     method: ctx.req.method,
     path: ctx.path,
     status: ctx.res.statusCode,
     bytesIn: ctx.bytesIn,
-    // Answers the gateway writes itself are counted by their length; relayed ones as they stream.
-    bytesOut: ctx.upstreamStatus === null ? Number(ctx.res.getHeader('content-length') ?? 0) : ctx.bytesOut,
+    bytesOut: responseBytes(ctx),
     durationMs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n) / 1000,
     user: ctx.user,
     remote: ctx.remoteAddress,

@@ -7,6 +7,8 @@ import { createAuthenticator, type Authenticator } from '../auth/authenticator.j
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
 import { createLoginThrottle } from '../auth/throttle.js';
 import type { Config } from '../config/types.js';
+import { createGatewayMetrics, type GatewayMetrics } from '../metrics/gateway-metrics.js';
+import type { Samples } from '../metrics/registry.js';
 import { GatewayError } from '../errors.js';
 import type { ForwardSettings } from '../proxy/forward.js';
 import { createReclaimer } from '../proxy/reclaim.js';
@@ -26,6 +28,8 @@ export interface RunningGateway {
   reload(): Promise<boolean>;
   /** Stop accepting, let in-flight requests finish for up to the shutdown timeout, then cut the rest. */
   close(): Promise<void>;
+  /** This process's counts, when --metrics-listen is set. */
+  readonly metrics: { samples(): Promise<Samples>; render(samples: Samples): string } | null;
 }
 
 function displayHost(host: string): string {
@@ -74,7 +78,8 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   const log = options.logger ?? createLogger(config.logLevel);
   // With several processes, one bcrypt thread each already puts a login flood on every core; more
   // would only add ~10 MiB apiece.
-  const authenticator = createAuthenticator({ users: config.users, workers: config.workers > 1 ? 1 : undefined });
+  const metrics = config.metricsListen === null ? null : createGatewayMetrics();
+  const authenticator = createAuthenticator({ users: config.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
   const htpasswdWatch = watchHtpasswd(config.htpasswdFile, authenticator, log);
   let draining = false;
   const server = https.createServer({
@@ -105,6 +110,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     log,
     hstsMaxAge: config.tls.hstsMaxAge,
     draining: () => draining,
+    metrics,
   });
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
@@ -136,5 +142,21 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     return certOk && usersOk;
   };
 
-  return { url: `https://${displayHost(config.listen.host)}:${port}`, port, server, authenticator, reload, close };
+  return {
+    url: `https://${displayHost(config.listen.host)}:${port}`,
+    port,
+    server,
+    authenticator,
+    reload,
+    close,
+    metrics: metrics && scrapeable(metrics, server, authenticator),
+  };
+}
+
+function scrapeable(metrics: GatewayMetrics, server: https.Server, authenticator: Authenticator): NonNullable<RunningGateway['metrics']> {
+  const connections = () => new Promise<number>((resolve) => server.getConnections((err, count) => resolve(err ? Number.NaN : count)));
+  return {
+    samples: async () => metrics.samples({ auth: authenticator.stats(), connections: await connections() }),
+    render: (samples) => metrics.render(samples),
+  };
 }

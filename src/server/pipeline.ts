@@ -7,6 +7,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { parseBasicAuthorization } from '../auth/basic.js';
 import type { LoginThrottle } from '../auth/throttle.js';
 import { isGatewayError } from '../errors.js';
+import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { canonicalPath } from '../proxy/path.js';
 import { basicChallenge } from '../proxy/rewrite.js';
@@ -25,6 +26,8 @@ export interface PipelineDeps {
   readonly hstsMaxAge: number;
   /** True once shutdown began: responses then close their connection. */
   readonly draining: () => boolean;
+  /** Counts for /metrics; null when metrics are off. */
+  readonly metrics: GatewayMetrics | null;
 }
 
 export function isRegistryPath(path: string): boolean {
@@ -40,7 +43,14 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
   };
   return (req, res) => {
     const ctx = createContext(req, res);
-    if (deps.log.isLevelEnabled('info')) res.on('close', () => deps.log.info(accessLogFields(ctx), 'request'));
+    const { metrics } = deps;
+    const logging = deps.log.isLevelEnabled('info');
+    if (logging || metrics) {
+      res.on('close', () => {
+        metrics?.requestDone(ctx);
+        if (logging) deps.log.info(accessLogFields(ctx), 'request');
+      });
+    }
     if (deps.hstsMaxAge > 0) res.setHeader('strict-transport-security', `max-age=${deps.hstsMaxAge}`);
     if (deps.draining()) res.setHeader('connection', 'close');
     try {
@@ -126,6 +136,7 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   // its credentials were being checked: nothing of such a request may reach the upstream.
   if (req.destroyed || res.destroyed || res.headersSent) return;
   if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+  ctx.forwarded = true;
   forward(req, res, ctx, deps.forwarding);
 }
 
@@ -144,6 +155,7 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     // Not even checked: a guesser gets no answer about this password, and costs no bcrypt.
     ctx.user = claimed;
     ctx.failure = 'login throttled after repeated failures';
+    deps.metrics?.authFailed('throttled');
     const seconds = Math.ceil(waitMs / 1000);
     sendRegistryError(res, 429, 'TOOMANYREQUESTS', `too many failed logins for this user from this address; retry in ${seconds} s`, {
       'retry-after': String(seconds),
@@ -160,9 +172,11 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     }
     if (result.reason === 'mismatch' && result.user !== null) deps.throttle.failed(ctx.remoteAddress, result.user);
     ctx.failure = `authentication ${result.reason}`;
+    deps.metrics?.authFailed(result.reason);
   } catch (err) {
     if (!isGatewayError(err, 'AUTH_BUSY') && !isGatewayError(err, 'AUTH_WORKER_FAILED')) throw err;
     ctx.failure = err.code === 'AUTH_BUSY' ? 'authentication overloaded' : 'password verification failed';
+    deps.metrics?.authFailed('busy');
     sendRegistryError(res, 503, 'UNAVAILABLE', 'too many logins at once; retry shortly', { 'retry-after': '1', ...closeIfBody });
     return false;
   }

@@ -73,6 +73,16 @@ describe('loadConfig', () => {
     expect(problems.find((p) => p.startsWith('--log-level:'))).toContain('loud');
   });
 
+  it('has metrics off by default, and takes --metrics-listen on a port of its own', async () => {
+    const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
+    expect((await loadConfig(files, {})).metricsListen).toBeNull();
+    expect((await loadConfig(files, { GATEWAY_METRICS_LISTEN: '127.0.0.1:9464' })).metricsListen).toEqual({ host: '127.0.0.1', port: 9464 });
+    const clash = await problemsOf([...files, '--listen', '0.0.0.0:8443', '--metrics-listen', '127.0.0.1:8443']);
+    expect(clash).toEqual([expect.stringMatching(/^--metrics-listen: .*8443 is where the gateway itself listens/)]);
+    const bad = await problemsOf([...files, '--metrics-listen', '9464']);
+    expect(bad[0]).toMatch(/^--metrics-listen: "9464" is not HOST:PORT/);
+  });
+
   it('refuses an expired certificate', async () => {
     const expired = await makeExpiredCert(pki, names);
     const problems = await problemsOf(['--tls-cert', expired.cert, '--tls-key', expired.key, '--htpasswd', htpasswd]);

@@ -24,6 +24,7 @@ const handler = createRequestHandler({
   log,
   hstsMaxAge: 600,
   draining: () => false,
+  metrics: null,
 });
 afterAll(async () => {
   upstream.close();
