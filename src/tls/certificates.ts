@@ -219,11 +219,16 @@ interface Validity {
   notAfter: Date;
 }
 
-/** Whole seconds (what a certificate stores); never past `limit` (a leaf is useless once its CA has expired). */
+/**
+ * Whole seconds (what a certificate stores); never past `limit` (a leaf is useless once its CA has
+ * expired). The period from notBefore to notAfter is exactly `days`: clients that cap a leaf at 825
+ * days (macOS, iOS) measure that period, so the back-dating comes off the end.
+ */
 function validityWindow(now: Date, days: number, limit: Date | null): Validity {
   const seconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
-  const notAfter = seconds(now.getTime() + days * DAY_MS);
-  return { notBefore: seconds(now.getTime() - CLOCK_SKEW_MS), notAfter: limit !== null && limit < notAfter ? limit : notAfter };
+  const notBefore = seconds(now.getTime() - CLOCK_SKEW_MS);
+  const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
+  return { notBefore, notAfter: limit !== null && limit < notAfter ? limit : notAfter };
 }
 
 function rsaKeyPair(bits: number): { privateKey: string; publicKey: string } {
