@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 LTS_NODE=${LTS_NODE:-26}
 
 # tool -> Debian package
-declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar)
+declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk)
 missing=()
 for tool in "${!PACKAGES[@]}"; do command -v "$tool" >/dev/null || missing+=("${PACKAGES[$tool]}"); done
 if ((${#missing[@]})); then

@@ -16,6 +16,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   gzip: 'gzip',
   unshare: 'util-linux',
   script: 'bsdutils',
+  testssl: 'testssl.sh',
+  wrk: 'wrk',
 };
 
 /**
