@@ -5,9 +5,9 @@
 
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { declaresBody } from '../server/context.js';
+import { declaresBody, hasUnreadBody } from '../server/context.js';
 import { sendRegistryError } from '../server/responses.js';
-import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from './headers.js';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
 import type { Reclaimer } from './reclaim.js';
 import type { RewriteContext } from './rewrite.js';
 import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout, type Upstream } from './upstream.js';
@@ -56,6 +56,11 @@ function start(req: http.IncomingMessage, res: http.ServerResponse, state: Forwa
   upstreamReq.setTimeout(upstream.timeoutMs, () => {
     upstreamReq.destroy(req.complete ? upstreamTimeout(upstream) : clientStalled(upstream.timeoutMs));
   });
+  // Node starts that timer only once connected: a host that drops our packets would otherwise
+  // hold the request for the agent's idle timeout, or the kernel's minutes of SYN retries.
+  upstreamReq.once('socket', (socket) => {
+    if (socket.connecting) socket.setTimeout(upstream.timeoutMs);
+  });
 
   if (declaresBody(req)) {
     relayRequestBody(req, upstreamReq, state, settings.reclaim);
@@ -75,7 +80,18 @@ function start(req: http.IncomingMessage, res: http.ServerResponse, state: Forwa
     const failure = describeUpstreamFailure(err);
     state.failure = failure.reason;
     settings.log.error({ upstream: upstream.origin, reason: failure.reason, method: req.method, path: req.url?.split('?')[0] }, failure.message);
-    sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, { connection: 'close' });
+    // The connection stays open for the client's next request unless body bytes are still coming.
+    sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, hasUnreadBody(req) ? { connection: 'close' } : {});
+  });
+
+  // An upstream request can also end with neither a response nor an error: an upstream answering
+  // 101 Switching Protocols, which Node does not hand over without an 'upgrade' listener, just
+  // closes. The client must still get an answer.
+  upstreamReq.on('close', () => {
+    if (state.upstreamStatus !== null || res.headersSent || res.destroyed) return;
+    state.failure = 'upstream request closed without a response';
+    settings.log.error({ upstream: upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
+    sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', hasUnreadBody(req) ? { connection: 'close' } : {});
   });
 
   // The client went away before the whole response was written: stop the upstream work too.
@@ -126,20 +142,22 @@ function relayResponse(
 ): void {
   const status = upstreamRes.statusCode ?? 502;
   state.upstreamStatus = status;
+  const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
+    ...settings.rewrite,
+    status,
+    realm: settings.realm,
+    registryApi: true,
+  });
+  const unwritable = unwritableHeader(headers);
+  if (unwritable !== null) {
+    refuseResponse(req, res, upstreamRes, state, settings, `invalid characters in its ${unwritable} header`);
+    return;
+  }
   try {
-    const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
-      ...settings.rewrite,
-      status,
-      realm: settings.realm,
-      registryApi: true,
-    });
-    res.writeHead(status, upstreamRes.statusMessage, headers);
+    // Node's own reason phrase: the upstream's is one more string it could put a CR/LF in.
+    res.writeHead(status, headers);
   } catch (err) {
-    // A header Node refuses to write (say, one with a CR/LF in it) is the upstream's fault.
-    upstreamRes.destroy();
-    state.failure = `unusable upstream response: ${(err as Error).message}`;
-    settings.log.error({ upstream: settings.upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
-    sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', { connection: 'close' });
+    refuseResponse(req, res, upstreamRes, state, settings, (err as Error).message);
     return;
   }
   // What pipe does, with one listener per event instead of pipe's seven: most responses are a
@@ -159,4 +177,19 @@ function relayResponse(
     res.destroy();
     req.destroy();
   });
+}
+
+/** An upstream response head Node would refuse to write is the upstream's fault: 502 instead. */
+function refuseResponse(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstreamRes: http.IncomingMessage,
+  state: ForwardState,
+  settings: ForwardSettings,
+  why: string,
+): void {
+  upstreamRes.destroy();
+  state.failure = `unusable upstream response: ${why}`;
+  settings.log.error({ upstream: settings.upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
+  sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', hasUnreadBody(req) ? { connection: 'close' } : {});
 }

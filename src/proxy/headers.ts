@@ -1,22 +1,27 @@
 // Pure header passes for each direction. Input is Node's rawHeaders (name, value, name, value...)
 // so duplicates and order survive; output is an object Node can write.
 
-import type { OutgoingHttpHeaders } from 'node:http';
+import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { basicChallenge, rewriteLink, rewriteLocation, type RewriteContext } from './rewrite.js';
 
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
 export const API_VERSION = 'registry/2.0';
 
+// Where a client claims to come from or to have asked for: only the gateway may say that.
+const CLAIMED_ORIGIN = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-original-host', 'x-host']);
+
 /** Request headers the client must not be able to set for the upstream. */
 function isClientControlled(lowerName: string): boolean {
+  // Some servers read `X_Forwarded_Host` as `X-Forwarded-Host` (CGI-style variable names).
+  const name = lowerName.replaceAll('_', '-');
   return (
-    lowerName === 'authorization' ||
-    lowerName === 'forwarded' ||
-    lowerName === 'x-real-ip' ||
-    lowerName.startsWith('x-forwarded-') ||
+    name === 'authorization' ||
+    name === 'host' ||
+    CLAIMED_ORIGIN.has(name) ||
+    name.startsWith('x-forwarded-') ||
     // We answer `Expect: 100-continue` ourselves, after authentication.
-    lowerName === 'expect'
+    name === 'expect'
   );
 }
 
@@ -35,12 +40,13 @@ export interface ForwardedFor {
 }
 
 /**
- * Headers to send upstream: the client's own, less hop-by-hop, credentials and any forwarding
- * headers it sent, plus exactly one set of forwarding headers of our own.
+ * Headers to send upstream: the client's own, less hop-by-hop, credentials and any Host or
+ * forwarding headers it sent, plus exactly one set of our own.
  */
 export function buildUpstreamRequestHeaders(rawHeaders: readonly string[], forwarded: ForwardedFor): OutgoingHttpHeaders {
   const named = connectionTokens(rawHeaders);
-  const headers: OutgoingHttpHeaders = {};
+  // The host the registry should believe it is reached at, whatever the client put in Host.
+  const headers: OutgoingHttpHeaders = { host: forwarded.host };
   let chunked = false;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
@@ -84,4 +90,20 @@ export function buildClientResponseHeaders(rawHeaders: readonly string[], ctx: R
   }
   if (ctx.registryApi) headers[API_VERSION_HEADER] = API_VERSION;
   return headers;
+}
+
+/**
+ * The first header Node would refuse to write (a CR, LF, NUL or other control byte in it), or null.
+ * Checked before any of a response head is set, so a refused one leaves nothing half-written.
+ */
+export function unwritableHeader(headers: OutgoingHttpHeaders): string | null {
+  for (const [name, value] of Object.entries(headers)) {
+    try {
+      validateHeaderName(name);
+      for (const one of Array.isArray(value) ? value : [value]) validateHeaderValue(name, String(one));
+    } catch {
+      return name;
+    }
+  }
+  return null;
 }

@@ -12,6 +12,11 @@ const ALWAYS_HOP_BY_HOP = new Set([
   'proxy-authorization',
 ]);
 
+// Headers a Connection list may not strip. Without its Content-Length a request body would go
+// upstream unframed (Node writes a GET's body raw), where it would read as a request of its own;
+// Host is always the gateway's own.
+const NEVER_CONNECTION_OPTION = new Set(['content-length', 'host']);
+
 /** The lower-cased names listed in every Connection header (`Connection: close, X-Foo`). */
 export function connectionTokens(rawHeaders: readonly string[]): Set<string> {
   const tokens = new Set<string>();
@@ -19,7 +24,7 @@ export function connectionTokens(rawHeaders: readonly string[]): Set<string> {
     if (rawHeaders[i]!.toLowerCase() !== 'connection') continue;
     for (const token of rawHeaders[i + 1]!.split(',')) {
       const name = token.trim().toLowerCase();
-      if (name) tokens.add(name);
+      if (name && !NEVER_CONNECTION_OPTION.has(name)) tokens.add(name);
     }
   }
   return tokens;

@@ -26,21 +26,21 @@ function originOf(value: string): string | null {
 }
 
 /**
- * Rewrite one URL the upstream reported. Relative URLs are kept. An absolute URL naming a registry
- * API path (`/v2/...`) is moved onto the public origin when it is on a known upstream origin, or on
- * any origin when the response is not a redirect (the registry may be configured with an `http.host`
- * we cannot know). A redirect elsewhere (a storage backend's presigned URL) passes byte for byte.
- * The path and query are kept byte for byte: the registry signs its `_state` parameter.
+ * Rewrite one URL the upstream reported. Relative URLs are kept. An absolute URL on a known upstream
+ * origin is moved onto the public origin whatever its path: the internal address must not leak. One
+ * on another origin is moved too when it names a registry API path (`/v2/...`) and the response is
+ * not a redirect (the registry may be configured with an `http.host` we cannot know). A redirect
+ * elsewhere (a storage backend's presigned URL) passes byte for byte. The path and query are kept
+ * byte for byte: the registry signs its `_state` parameter.
  */
 export function rewriteUrl(value: string, ctx: RewriteContext, isRedirect: boolean): string {
   const match = ABSOLUTE.exec(value);
   if (!match) return value;
   const rest = match[3] ?? '';
-  if (!isRegistryApiPath(rest)) return value;
   const origin = originOf(match[1] ? value : `http:${value}`);
   if (origin === null) return value;
-  if (isRedirect && !ctx.upstreamOrigins.has(origin)) return value;
-  return (ctx.publicOrigin ?? '') + rest;
+  if (!ctx.upstreamOrigins.has(origin) && (isRedirect || !isRegistryApiPath(rest))) return value;
+  return (ctx.publicOrigin ?? '') + (rest === '' ? '/' : rest);
 }
 
 export function rewriteLocation(value: string, ctx: RewriteContext, status: number): string {

@@ -61,7 +61,12 @@ export function describeUpstreamFailure(err: unknown): UpstreamFailure {
     return { status: 504, message: 'upstream registry timed out', reason: err.message };
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return { status: 502, message: 'upstream registry unavailable', reason: code ?? String((err as Error)?.message ?? err) };
+  const reason = code ?? String((err as Error)?.message ?? err);
+  // The operating system gave up connecting (a host that drops packets) before our own timer did.
+  if (code === 'ETIMEDOUT') return { status: 504, message: 'upstream registry timed out', reason };
+  // Node's HTTP parser refused what came back: a malformed head, a CR/LF inside a header, bad framing.
+  if (code?.startsWith('HPE_')) return { status: 502, message: 'upstream registry sent an unusable response', reason: `${code}: ${(err as Error).message}` };
+  return { status: 502, message: 'upstream registry unavailable', reason };
 }
 
 export function upstreamTimeout(upstream: Upstream): GatewayError {

@@ -17,11 +17,12 @@ export function checkUpstream(upstream: Upstream, timeoutMs = READINESS_TIMEOUT_
     req.on('response', (res) => {
       res.resume();
       const status = res.statusCode ?? 0;
-      resolve(status === 200 || status === 401 ? { ready: true } : { ready: false, reason: `upstream ${upstream.origin} answered /v2/ with ${status}` });
+      resolve(status === 200 || status === 401 ? { ready: true } : { ready: false, reason: `upstream registry answered /v2/ with ${status}` });
     });
     req.on('error', (err) => {
       const code = (err as NodeJS.ErrnoException).code;
-      resolve({ ready: false, reason: `upstream ${upstream.origin} unreachable: ${code ?? err.message}` });
+      // Anyone may ask /readyz: the reason names no internal address.
+      resolve({ ready: false, reason: `upstream registry unreachable: ${code ?? err.message}` });
     });
     req.end();
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from '../../../src/proxy/headers.js';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from '../../../src/proxy/headers.js';
 
 const forwarded = { clientAddress: '203.0.113.7', host: 'registry.example.com' };
 const rewrite = { publicOrigin: 'https://registry.example.com', upstreamOrigins: new Set(['http://registry:5000']) };
@@ -30,13 +30,34 @@ describe('buildUpstreamRequestHeaders', () => {
       forwarded,
     );
     expect(headers).toEqual({
-      host: 'evil.example',
+      host: 'registry.example.com',
       accept: ['application/vnd.oci.image.manifest.v1+json', 'application/vnd.docker.distribution.manifest.v2+json'],
       'content-length': '12',
       'x-forwarded-for': '203.0.113.7',
       'x-forwarded-proto': 'https',
       'x-forwarded-host': 'registry.example.com',
     });
+  });
+
+  it('drops forwarding headers spelled with underscores and other claims of origin', () => {
+    const headers = buildUpstreamRequestHeaders(
+      ['X_Forwarded_Host', 'evil.example', 'True-Client-IP', '10.0.0.3', 'X-Original-Host', 'evil.example', 'X-Custom_Name', 'kept'],
+      forwarded,
+    );
+    expect(headers).toEqual({
+      host: 'registry.example.com',
+      'x-custom_name': 'kept',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'registry.example.com',
+    });
+  });
+
+  it('never lets a Connection header strip the body length or the host', () => {
+    const headers = buildUpstreamRequestHeaders(['Host', 'evil.example', 'Content-Length', '40', 'Connection', 'Content-Length, Host, X-Secret', 'X-Secret', '1'], forwarded);
+    expect(headers['content-length']).toBe('40');
+    expect(headers.host).toBe('registry.example.com');
+    expect(headers['x-secret']).toBeUndefined();
   });
 
   it('keeps a streamed body chunked', () => {
@@ -77,5 +98,14 @@ describe('buildClientResponseHeaders', () => {
   it('adds the API version header to registry responses that lack it, errors included', () => {
     const headers = buildClientResponseHeaders(['Content-Type', 'application/json'], { ...ctx, status: 500 });
     expect(headers['docker-distribution-api-version']).toBe('registry/2.0');
+  });
+});
+
+describe('unwritableHeader', () => {
+  it('names the first header holding a byte Node may not write, and passes clean ones', () => {
+    expect(unwritableHeader({ location: '/v2/a/blobs/uploads/u?_state=x', link: ['<a>', '<b>'], 'content-length': 0 })).toBeNull();
+    expect(unwritableHeader({ 'x-ok': 'caf\u00e9', location: '/v2/a\r\nSet-Cookie: x=1' })).toBe('location');
+    expect(unwritableHeader({ link: ['<a>', '<b\u0000>'] })).toBe('link');
+    expect(unwritableHeader({ 'www-authenticate': 'Basic realm="\u001b"' })).toBe('www-authenticate');
   });
 });

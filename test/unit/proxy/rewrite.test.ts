@@ -40,9 +40,16 @@ describe('rewriteLocation', () => {
     expect(rewriteLocation('http://127.0.0.1:5000/v2/', relative, 301)).toBe('/v2/');
   });
 
-  it('leaves URLs outside the registry API alone', () => {
-    expect(rewriteLocation('http://127.0.0.1:5000/debug/vars', pub, 200)).toBe('http://127.0.0.1:5000/debug/vars');
-    expect(rewriteLocation('http://127.0.0.1:5000/v22/x', pub, 201)).toBe('http://127.0.0.1:5000/v22/x');
+  it('leaves URLs outside the registry API on other origins alone', () => {
+    expect(rewriteLocation('https://docs.example.com/debug/vars', pub, 200)).toBe('https://docs.example.com/debug/vars');
+    expect(rewriteLocation('http://registry.internal:5000/v22/x', pub, 201)).toBe('http://registry.internal:5000/v22/x');
+  });
+
+  it('never lets the upstream address out, whatever the path', () => {
+    expect(rewriteLocation('http://127.0.0.1:5000/debug/vars', pub, 200)).toBe('https://registry.example.com/debug/vars');
+    expect(rewriteLocation('http://127.0.0.1:5000/v22/x', relative, 302)).toBe('/v22/x');
+    expect(rewriteLocation('http://127.0.0.1:5000', relative, 302)).toBe('/');
+    expect(rewriteLink('<http://127.0.0.1:5000/internal>; rel="help"', pub)).toBe('<https://registry.example.com/internal>; rel="help"');
   });
 
   it('treats a scheme-relative URL as absolute', () => {
