@@ -1,8 +1,12 @@
-// The request pipeline: health -> route -> authenticate -> proxy. Each pass either answers the
+// The request pipeline: health -> route -> authenticate -> authorize -> proxy. Each pass either answers the
 // request or hands it on; only the registry API is forwarded, and only once authenticated.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { AccessControl } from '../access/access-watch.js';
+import { authorize } from '../access/authorize.js';
+import { forwardCatalog } from '../access/catalog.js';
+import { isAllowed } from '../access/decide.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { parseBasicAuthorization } from '../auth/basic.js';
 import type { LoginThrottle } from '../auth/throttle.js';
@@ -28,6 +32,8 @@ export interface PipelineDeps {
   readonly draining: () => boolean;
   /** Counts for /metrics; null when metrics are off. */
   readonly metrics: GatewayMetrics | null;
+  /** Who may pull, push and delete what; null or absent: every authenticated user may do everything. */
+  readonly access?: AccessControl | null;
 }
 
 export function isRegistryPath(path: string): boolean {
@@ -47,6 +53,8 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
     const logging = deps.log.isLevelEnabled('info');
     if (logging || metrics) {
       res.on('close', () => {
+        // Whatever the gateway cuts itself (an upstream break, a timeout) says why before it cuts.
+        if (!res.writableFinished) ctx.failure ??= 'connection closed before the end of the response';
         metrics?.requestDone(ctx);
         if (logging) deps.log.info(accessLogFields(ctx), 'request');
       });
@@ -135,9 +143,22 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   // The client may have gone, or broken its framing (the server then answered 400 itself), while
   // its credentials were being checked: nothing of such a request may reach the upstream.
   if (req.destroyed || res.destroyed || res.headersSent) return;
+  // Decided on the canonical path, the one the upstream then gets; before 100-continue, so a
+  // refused upload never sends its body.
+  const policy = deps.access?.policy() ?? null;
+  const authorized = authorize(ctx, policy, deps.log);
+  if (authorized === 'denied') return;
   if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
   ctx.forwarded = true;
-  forward(req, res, ctx, deps.forwarding);
+  if (authorized === 'catalog' && policy !== null) {
+    const user = ctx.user!;
+    forwardCatalog(req, res, ctx, deps.forwarding, (repository) => isAllowed(policy, user, 'pull', repository)).catch((err: unknown) => {
+      deps.log.error({ err, path: ctx.path }, 'catalog request failed');
+      res.destroy();
+    });
+  } else {
+    forward(req, res, ctx, deps.forwarding);
+  }
 }
 
 /**

@@ -56,6 +56,16 @@ afterEach(async () => {
   upstream = null;
 });
 
+/** The access-log line of the one request made, once the gateway has written it. */
+async function accessLine(gateway: GatewayBeforeUpstream): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const access = gateway.logLines().find((l) => l.msg === 'request');
+    if (access) return access;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
+
 // What the client sees of each kind of break is in test/reliability/truncation.test.ts; here, the log.
 describe('an upstream that breaks mid-body', () => {
   it('logs the download as not completed, after breaking the client connection before the advertised length', async () => {
@@ -69,12 +79,7 @@ describe('an upstream that breaks mid-body', () => {
     expect(outcome.ending).toBe('error');
     expect(outcome.received).toBeLessThan(1_000_000);
     expect(outcome.elapsedMs).toBeLessThan(1000);
-    let access: Record<string, unknown> | undefined;
-    for (let i = 0; i < 100 && !access; i++) {
-      access = gw.logLines().find((l) => l.msg === 'request');
-      if (!access) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(access).toMatchObject({ status: 200, completed: false });
+    expect(await accessLine(gw)).toMatchObject({ status: 200, completed: false, failure: expect.stringMatching(/^response interrupted: the upstream closed/) });
   });
 });
 
@@ -108,6 +113,8 @@ describe('a client that goes away', () => {
       req.end();
     });
     expect(await closed).toBeLessThan(1000);
+    // The client's leaving, not blamed on the upstream (nor counted as an upstream error).
+    expect(await accessLine(gw)).toMatchObject({ completed: false, failure: 'connection closed before the end of the response' });
   });
 
   it('closes the upstream request when the client leaves while the upstream is still thinking', async () => {

@@ -62,7 +62,7 @@ describe('upstreamErrorOf', () => {
 
   it('does not blame the upstream for the client or for requests never forwarded', () => {
     expect(upstreamErrorOf(ctx({ status: 408, failure: 'request body stalled' }))).toBeNull();
-    expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: 'client went away before the end of the response' }))).toBeNull();
+    expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: 'connection closed before the end of the response' }))).toBeNull();
     expect(upstreamErrorOf(ctx({ status: 401, forwarded: false, failure: 'authentication mismatch' }))).toBeNull();
     expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: null }))).toBeNull();
   });
