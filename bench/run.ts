@@ -2,16 +2,15 @@
 // recipe) in front of the same registry, on loopback, in alternating rounds. Writes bench/results.md
 // and exits 1 when a target is missed (2 when the run itself fails).
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { get } from 'node:https';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeTestPki } from '../test/helpers/pki.js';
-import { writeHtpasswd } from '../test/helpers/htpasswd.js';
 import { makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
-import { exec, execOk, killEverything, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type Memory, type Service } from './services.js';
+import { exec, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type Memory, type Service } from './services.js';
+import { ensureTools, firstLine, frontFiles, logger, machineAndNode, scratch } from './setup.js';
 
 const USAGE = `Usage: npm run bench -- [options]
   --blob-mib N         size of the blob pulled and pushed (default 512)
@@ -66,26 +65,13 @@ const USERS = {
 const FRONTS = ['gateway', 'nginx'] as const;
 type Front = (typeof FRONTS)[number];
 
-const log = (msg: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const log = logger('bench');
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const median = (xs: readonly number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
-
-async function ensureTools(): Promise<void> {
-  const onPath = async (tool: string) => (await exec('sh', ['-c', `command -v ${tool}`], 5_000)).code === 0;
-  const missing: string[] = [];
-  for (const [tool, pkg] of Object.entries(TOOLS)) if (!(await onPath(tool))) missing.push(pkg);
-  if (missing.length === 0) return;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`the benchmark needs these Debian packages: ${missing.join(' ')}. Install them (as root: apt-get install ${missing.join(' ')}) and run it again.`);
-  }
-  log(`installing ${missing.join(' ')}`);
-  await execOk('apt-get', ['update', '-qq'], 300_000);
-  await execOk('apt-get', ['install', '-y', '-qq', ...missing], 600_000);
-}
 
 /** A full GET of the blob through a front, hashed: the front really serves the right bytes. */
 function verifiedPull(t: Target, blob: Blob): Promise<void> {
@@ -120,19 +106,13 @@ async function tlsOf(port: number, caFile: string): Promise<string> {
 }
 
 async function versions(): Promise<Record<string, string>> {
-  const first = async (file: string, args: string[]) => {
-    const r = await exec(file, args, 10_000);
-    return (r.stdout + r.stderr).trim().split('\n')[0]!;
-  };
-  const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
   return {
-    machine: `${cpus().length} cores (${cpu}), ${Math.round(totalmem() / 2 ** 30)} GiB`,
-    node: `${process.version} (OpenSSL ${process.versions.openssl})`,
-    nginx: (await first('nginx', ['-v'])).replace('nginx version: ', ''),
-    registry: await first('docker-registry', ['--version']),
-    openssl: await first('openssl', ['version']),
-    curl: (await first('curl', ['--version'])).split(' ').slice(0, 2).join(' '),
-    wrk: (await first('wrk', ['-v'])).split(' ').slice(0, 2).join(' '),
+    ...machineAndNode(),
+    nginx: (await firstLine('nginx', ['-v'])).replace('nginx version: ', ''),
+    registry: await firstLine('docker-registry', ['--version']),
+    openssl: await firstLine('openssl', ['version']),
+    curl: (await firstLine('curl', ['--version'])).split(' ').slice(0, 2).join(' '),
+    wrk: (await firstLine('wrk', ['-v'])).split(' ').slice(0, 2).join(' '),
   };
 }
 
@@ -148,42 +128,21 @@ interface Row {
 }
 
 async function main(): Promise<number> {
-  await ensureTools();
+  await ensureTools(TOOLS, log);
   const loadAtStart = loadavg()[0]!;
   const cli = resolve('dist/cli/main.js');
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm run bench does)`);
 
-  const tmp = await mkdtemp(join(tmpdir(), 'rgw-bench-'));
-  // When run as root, nginx's workers run as nobody and read the htpasswd file on every request.
-  chmodSync(tmp, 0o755);
-  const started: Service[] = [];
-  let cleaned: Promise<void> | null = null;
-  const cleanup = () =>
-    (cleaned ??= (async () => {
-      for (const s of started.reverse()) await s.stop().catch(() => undefined);
-      rmSync(tmp, { recursive: true, force: true });
-    })());
-  process.on('exit', () => {
-    killEverything();
-    rmSync(tmp, { recursive: true, force: true });
-  });
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
-    process.once(signal, () => {
-      log(`${signal}: stopping everything`);
-      void cleanup().finally(() => process.exit(code));
-    });
-  }
+  // When run as root, nginx's workers run as nobody and read the htpasswd file on every request:
+  // scratch() and frontFiles() leave both readable.
+  const { dir: tmp, started, cleanup } = await scratch('rgw-bench-', log);
 
   try {
     log('certificate (EC P-256), htpasswd (bcrypt cost 10 and apr1, by Apache htpasswd)');
-    const pki = await makeTestPki(join(tmp, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
-    const htpasswd = join(tmp, 'htpasswd');
-    await writeHtpasswd(htpasswd, [
+    const files = await frontFiles(tmp, [
       { ...USERS.bcrypt, algorithm: 'bcrypt', cost: 10 },
       { ...USERS.apr1, algorithm: 'apr1' },
     ]);
-    chmodSync(htpasswd, 0o644);
-    const files = { cert: pki.serverCert, key: pki.serverKey, caFile: pki.caCert, htpasswd };
 
     for (const d of ['registry', 'nginx', 'gateway']) await mkdir(join(tmp, d));
     const registry = await startRegistry(join(tmp, 'registry'));
@@ -200,7 +159,7 @@ async function main(): Promise<number> {
     const services: Record<Front, Service> = { gateway, nginx };
     const target = (front: Front, who: keyof typeof USERS): Target => ({
       base: `https://127.0.0.1:${services[front].port}`,
-      caFile: pki.caCert,
+      caFile: files.caFile,
       credentials: `${USERS[who].user}:${USERS[who].password}`,
     });
     const processes = (front: Front) => processTree(services[front].pid).length;
@@ -208,7 +167,7 @@ async function main(): Promise<number> {
 
     // Warm-up, as after a docker login: each front serves the whole blob, checked byte for byte.
     for (const front of FRONTS) await verifiedPull(target(front, 'bcrypt'), blob);
-    const tls = { gateway: await tlsOf(gateway.port, pki.caCert), nginx: await tlsOf(nginx.port, pki.caCert) };
+    const tls = { gateway: await tlsOf(gateway.port, files.caFile), nginx: await tlsOf(nginx.port, files.caFile) };
     const idle = treeMemory(gateway.pid);
 
     const rows = {
