@@ -22,6 +22,8 @@ import {
 } from './validate.js';
 
 const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+/** Far above what one process can serve; a larger number is a typo. */
+const MAX_CONNECTIONS = 1_000_000;
 
 const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
 
@@ -67,6 +69,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   }
   const upstreamMs = take('upstream-timeout', parseSeconds);
   const idleMs = take('idle-timeout', parseSeconds);
+  const maxConnections = take('max-connections', (text) => parseCount(text, MAX_CONNECTIONS));
   const headersMs = take('headers-timeout', parseSeconds);
   const shutdownMs = take('shutdown-timeout', parseSeconds);
   const hstsMaxAge = take('hsts-max-age', parseNonNegativeSeconds);
@@ -100,7 +103,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const htpasswd = await readHtpasswdFile(htpasswdFile);
   problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
   }
 
@@ -124,6 +127,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     publicUrl,
     logLevel,
     metricsListen: metricsListen && Object.freeze(metricsListen),
+    maxConnections,
     workers,
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });

@@ -26,6 +26,7 @@ export const SERVE_OPTIONS = [
   { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },
   { flag: 'upstream-timeout', env: 'GATEWAY_UPSTREAM_TIMEOUT', value: 'SECONDS', default: '300', help: 'wait this long for the upstream to connect, answer or send more before giving up (504)' },
   { flag: 'headers-timeout', env: 'GATEWAY_HEADERS_TIMEOUT', value: 'SECONDS', default: '60', help: 'a client must send its whole request head within this long, or gets 408 (slowloris)' },
+  { flag: 'max-connections', env: 'GATEWAY_MAX_CONNECTIONS', value: 'N', default: '1024', help: 'client connections one process holds; at the limit a new one replaces the longest-idle one, and is refused only when all are busy (a few more still get /healthz and /readyz); 0 = no limit' },
   { flag: 'idle-timeout', env: 'GATEWAY_IDLE_TIMEOUT', value: 'SECONDS', default: '300', help: 'close a client connection that sends and receives nothing for this long' },
   { flag: 'shutdown-timeout', env: 'GATEWAY_SHUTDOWN_TIMEOUT', value: 'SECONDS', default: '30', help: 'on SIGTERM, let in-flight requests finish for up to this long' },
 ] as const satisfies readonly OptionSpec[];

@@ -49,6 +49,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Where /metrics is served (plain HTTP), or null: metrics off. */
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
+  /** Client connections one process holds (0: no limit); idle ones make way for new ones. */
+  readonly maxConnections: number;
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
   readonly timeouts: Timeouts;

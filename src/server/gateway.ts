@@ -16,6 +16,7 @@ import { createUpstream } from '../proxy/upstream.js';
 import { secureServerOptions } from '../tls/options.js';
 import { watchCertificates } from '../tls/reload.js';
 import { createLogger, type Logger } from './logger.js';
+import { limitConnections } from './connection-limit.js';
 import { createRequestHandler } from './pipeline.js';
 
 export interface RunningGateway {
@@ -99,10 +100,11 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   server.timeout = config.timeouts.idleMs;
   const certWatch = watchCertificates(server, config.tls, log);
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
+  const connectionLimit = limitConnections(server, { max: config.maxConnections, log, hstsMaxAge: config.tls.hstsMaxAge });
 
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
   const forwarding = forwardingSettings(config, port, log);
-  const handler = createRequestHandler({
+  const handler = connectionLimit.guard(createRequestHandler({
     authenticator,
     throttle: createLoginThrottle(config.loginThrottle),
     forwarding,
@@ -111,7 +113,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     hstsMaxAge: config.tls.hstsMaxAge,
     draining: () => draining,
     metrics,
-  });
+  }));
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);

@@ -83,6 +83,15 @@ describe('loadConfig', () => {
     expect(bad[0]).toMatch(/^--metrics-listen: "9464" is not HOST:PORT/);
   });
 
+  it('holds 1024 connections per process by default, takes --max-connections (0: no limit) and names it when wrong', async () => {
+    const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
+    expect((await loadConfig(files, {})).maxConnections).toBe(1024);
+    expect((await loadConfig(files, { GATEWAY_MAX_CONNECTIONS: '0' })).maxConnections).toBe(0);
+    expect((await loadConfig([...files, '--max-connections', '200'], { GATEWAY_MAX_CONNECTIONS: '0' })).maxConnections).toBe(200);
+    expect(await problemsOf([...files, '--max-connections', 'lots'])).toEqual([expect.stringMatching(/^--max-connections: "lots" is not a whole number from 0 to 1000000/)]);
+    expect(await problemsOf(files, { GATEWAY_MAX_CONNECTIONS: '-1' })).toEqual([expect.stringMatching(/^GATEWAY_MAX_CONNECTIONS: "-1"/)]);
+  });
+
   it('refuses an expired certificate', async () => {
     const expired = await makeExpiredCert(pki, names);
     const problems = await problemsOf(['--tls-cert', expired.cert, '--tls-key', expired.key, '--htpasswd', htpasswd]);

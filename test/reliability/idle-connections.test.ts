@@ -1,0 +1,187 @@
+// --max-connections (security suite, item 13): a flood of idle connections never pushes the gateway
+// past its limit, and never keeps health checks or real clients out: the longest-idle connection
+// makes way for each new one. Only connections busy with a request are safe from that; when all
+// are busy, a few more get in for /healthz and /readyz alone, and beyond those a new connection is
+// refused before its handshake.
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { HEALTH_RESERVE } from '../../src/server/connection-limit.js';
+
+const MAX = 4;
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack({ extraArgs: ['--max-connections', String(MAX)] });
+});
+afterAll(() => stack.stop());
+
+interface Client {
+  readonly socket: tls.TLSSocket;
+  /** Set once the gateway (or anyone) closed the connection. */
+  closed: boolean;
+  /** Everything received, as latin1. */
+  received: string;
+}
+
+/** A TLS connection that has finished its handshake and sends nothing: an idle client. */
+function openClient(): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: stack.gateway.port, ca: stack.pki.caPem, servername: 'localhost' });
+    const client: Client = { socket, closed: false, received: '' };
+    socket.on('data', (c: Buffer) => (client.received += c.toString('latin1')));
+    socket.on('close', () => (client.closed = true));
+    socket.once('secureConnect', () => resolve(client));
+    socket.once('error', reject);
+    socket.on('error', () => undefined);
+  });
+}
+
+async function waitFor(check: () => boolean, ms = 5_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
+
+/**
+ * An upload whose body is half sent: a connection busy with a request until the rest comes. Started
+ * on the same connection, so no other connection of the test is still closing when it is counted.
+ */
+async function busyUpload(): Promise<{ client: Client; finish(): Promise<string> }> {
+  const client = await openClient();
+  const auth = `Host: localhost\r\nAuthorization: ${stack.authorization()}\r\n`;
+  client.socket.write(`POST /v2/idle/busy/blobs/uploads/ HTTP/1.1\r\n${auth}Content-Length: 0\r\n\r\n`);
+  expect(await waitFor(() => client.received.includes('\r\n\r\n'))).toBe(true);
+  expect(client.received).toMatch(/^HTTP\/1\.1 202 /);
+  const location = /\r\nlocation: ([^\r]+)/i.exec(client.received)![1]!;
+  client.received = '';
+  client.socket.write(`PATCH ${location} HTTP/1.1\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 8\r\n\r\nabcd`);
+  // Nothing tells a client that the gateway has read its request head; give it a moment.
+  await new Promise((r) => setTimeout(r, 100));
+  return {
+    client,
+    async finish() {
+      client.socket.write('efgh');
+      await waitFor(() => client.received.includes('\r\n\r\n'));
+      return client.received;
+    },
+  };
+}
+
+/** One after another: a connection opened while all are busy would land in the health reserve. */
+async function busyUploads(count: number): Promise<Array<Awaited<ReturnType<typeof busyUpload>>>> {
+  const uploads = [];
+  for (let i = 0; i < count; i++) uploads.push(await busyUpload());
+  return uploads;
+}
+
+/** GET `path` on a new keep-alive connection, without credentials; resolves once the answer is in. */
+async function ask(path: string): Promise<Client> {
+  const client = await openClient();
+  client.socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+  expect(await waitFor(() => /\r\n\r\n\{.*\}/s.test(client.received))).toBe(true);
+  return client;
+}
+
+const closeAll = (clients: readonly Client[]) => clients.forEach((c) => c.socket.destroy());
+
+describe('idle connections beyond --max-connections', () => {
+  it('close the longest-idle connections first: the gateway never holds more than the limit', async () => {
+    const clients: Client[] = [];
+    try {
+      for (let i = 0; i < MAX * 4; i++) clients.push(await openClient());
+      // Each of the last MAX took the place of one opened before it.
+      expect(await waitFor(() => clients.filter((c) => c.closed).length >= MAX * 3)).toBe(true);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(clients.map((c) => c.closed)).toEqual([...Array<boolean>(MAX * 3).fill(true), ...Array<boolean>(MAX).fill(false)]);
+      // Closed without a word: an idle connection has no request to answer.
+      expect(clients.every((c) => c.received === '')).toBe(true);
+    } finally {
+      closeAll(clients);
+    }
+  });
+
+  it('never keep /healthz or a registry client out, and normal requests work once they are gone', async () => {
+    const clients: Client[] = [];
+    try {
+      for (let i = 0; i < MAX * 2; i++) clients.push(await openClient());
+      const health = await ask('/healthz');
+      clients.push(health);
+      expect(health.received).toMatch(/^HTTP\/1\.1 200 /);
+      // An ordinary connection, kept alive: it took the place of an idle one.
+      expect(health.received).toMatch(/\r\nconnection: keep-alive\r\n/i);
+      expect((await stack.request('/v2/')).status).toBe(200);
+    } finally {
+      closeAll(clients);
+    }
+    for (let i = 0; i < 3; i++) expect((await stack.request('/v2/')).status).toBe(200);
+  });
+
+  it('leave a connection busy with a request alone, however many idle ones arrive', async () => {
+    const upload = await busyUpload();
+    const idle: Client[] = [];
+    try {
+      for (let i = 0; i < MAX * 3; i++) idle.push(await openClient());
+      expect(await waitFor(() => idle.filter((c) => c.closed).length >= MAX * 3 - (MAX - 1))).toBe(true);
+      expect(upload.client.closed).toBe(false);
+      expect(await upload.finish()).toMatch(/^HTTP\/1\.1 202 /);
+    } finally {
+      closeAll([...idle, upload.client]);
+    }
+  });
+});
+
+describe('when every connection is busy', () => {
+  it('answers /healthz and /readyz, tells registry clients 503 with Retry-After, and lets the busy ones finish', async () => {
+    const uploads = await busyUploads(MAX);
+    try {
+      const health = await ask('/healthz');
+      expect(health.received).toMatch(/^HTTP\/1\.1 200 /);
+      // From the reserve: one answer, then the connection is closed.
+      expect(health.received).toMatch(/\r\nconnection: close\r\n/i);
+      expect(await waitFor(() => health.closed)).toBe(true);
+      expect((await stack.request('/readyz', { auth: false })).status).toBe(200);
+      const refused = await stack.request('/v2/');
+      expect(refused.status).toBe(503);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(refused.headers['strict-transport-security']).toBe('max-age=31536000');
+      expect(JSON.parse(refused.text)).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });
+      expect(refused.text).toContain('--max-connections');
+      for (const upload of uploads) expect(await upload.finish()).toMatch(/^HTTP\/1\.1 202 /);
+    } finally {
+      closeAll(uploads.map((u) => u.client));
+    }
+    expect((await stack.request('/v2/')).status).toBe(200);
+    const warning = stack.logLines().find((l) => String(l.msg).includes('--max-connections'));
+    expect(warning).toMatchObject({ level: 40, maxConnections: MAX });
+  });
+
+  it('refuses a new connection before its handshake once the health reserve is busy too', async () => {
+    const uploads = await busyUploads(MAX);
+    // With the registry frozen, each /readyz waits up to 5 s for it: the reserve stays busy.
+    stack.registry.freeze();
+    const readiness: Client[] = [];
+    try {
+      for (let i = 0; i < HEALTH_RESERVE; i++) {
+        const client = await openClient();
+        client.socket.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
+        readiness.push(client);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      const start = Date.now();
+      await expect(openClient()).rejects.toThrow(/ECONNRESET|socket disconnected|socket hang up/i);
+      expect(Date.now() - start).toBeLessThan(2_000);
+    } finally {
+      stack.registry.thaw();
+      closeAll([...readiness, ...uploads.map((u) => u.client)]);
+    }
+    // Once the readiness checks are answered (the registry is back) their places are free again.
+    const healthy = async () => (await stack.request('/healthz', { auth: false }).catch(() => null))?.status === 200;
+    const deadline = Date.now() + 10_000;
+    while (!(await healthy()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(await healthy()).toBe(true);
+  });
+});
