@@ -58,9 +58,12 @@ async function busyUpload(): Promise<{ client: Client; finish(): Promise<string>
   expect(client.received).toMatch(/^HTTP\/1\.1 202 /);
   const location = /\r\nlocation: ([^\r]+)/i.exec(client.received)![1]!;
   client.received = '';
-  client.socket.write(`PATCH ${location} HTTP/1.1\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 8\r\n\r\nabcd`);
-  // Nothing tells a client that the gateway has read its request head; give it a moment.
-  await new Promise((r) => setTimeout(r, 100));
+  // 100 Continue comes once the gateway has taken the request on: from then on the connection is busy.
+  client.socket.write(`PATCH ${location} HTTP/1.1\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 8\r\nExpect: 100-continue\r\n\r\n`);
+  expect(await waitFor(() => client.received.includes('\r\n\r\n'))).toBe(true);
+  expect(client.received).toMatch(/^HTTP\/1\.1 100 /);
+  client.received = '';
+  client.socket.write('abcd');
   return {
     client,
     async finish() {
@@ -165,12 +168,17 @@ describe('when every connection is busy', () => {
     stack.registry.freeze();
     const readiness: Client[] = [];
     try {
-      for (let i = 0; i < HEALTH_RESERVE; i++) {
+      // A reserve connection is idle until the gateway has read its request, and an idle one makes
+      // way for the next: open more until the whole reserve holds a waiting /readyz.
+      const waiting = () => readiness.filter((c) => !c.closed).length;
+      for (let i = 0; i < HEALTH_RESERVE * 4 && waiting() < HEALTH_RESERVE; i++) {
         const client = await openClient();
         client.socket.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
         readiness.push(client);
+        await new Promise((r) => setTimeout(r, 50));
       }
       await new Promise((r) => setTimeout(r, 200));
+      expect(waiting()).toBe(HEALTH_RESERVE);
       const start = Date.now();
       await expect(openClient()).rejects.toThrow(/ECONNRESET|socket disconnected|socket hang up/i);
       expect(Date.now() - start).toBeLessThan(2_000);
