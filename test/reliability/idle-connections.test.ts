@@ -3,10 +3,15 @@
 // makes way for each new one. Only connections busy with a request are safe from that; when all
 // are busy, a few more get in for /healthz and /readyz alone, and beyond those a new connection is
 // refused before its handshake.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { freePort } from '../helpers/tools.js';
 import { HEALTH_RESERVE } from '../../src/server/connection-limit.js';
+
+const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
 const MAX = 4;
 
@@ -25,9 +30,9 @@ interface Client {
 }
 
 /** A TLS connection that has finished its handshake and sends nothing: an idle client. */
-function openClient(): Promise<Client> {
+function openClient(port = stack.gateway.port): Promise<Client> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: stack.gateway.port, ca: stack.pki.caPem, servername: 'localhost' });
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: stack.pki.caPem, servername: 'localhost' });
     const client: Client = { socket, closed: false, received: '' };
     socket.on('data', (c: Buffer) => (client.received += c.toString('latin1')));
     socket.on('close', () => (client.closed = true));
@@ -82,8 +87,8 @@ async function busyUploads(count: number): Promise<Array<Awaited<ReturnType<type
 }
 
 /** GET `path` on a new keep-alive connection, without credentials; resolves once the answer is in. */
-async function ask(path: string): Promise<Client> {
-  const client = await openClient();
+async function ask(path: string, port = stack.gateway.port): Promise<Client> {
+  const client = await openClient(port);
   client.socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
   expect(await waitFor(() => /\r\n\r\n\{.*\}/s.test(client.received))).toBe(true);
   return client;
@@ -191,5 +196,34 @@ describe('when every connection is busy', () => {
     const deadline = Date.now() + 10_000;
     while (!(await healthy()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     expect(await healthy()).toBe(true);
+  });
+});
+
+describe('with --workers 2', () => {
+  it('each process holds at most --max-connections idle ones, and /healthz still answers', async () => {
+    const port = await freePort();
+    const args = ['serve', '--listen', `127.0.0.1:${port}`, '--upstream', stack.registry.url, '--tls-cert', stack.pki.serverCert,
+      '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile, '--workers', '2', '--max-connections', String(MAX)];
+    const gateway = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' });
+    const clients: Client[] = [];
+    try {
+      let started = false;
+      for (let i = 0; i < 150 && !started; i++) {
+        started = await openClient(port).then((c) => (c.socket.destroy(), true), () => false);
+        if (!started) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(started).toBe(true);
+      for (let i = 0; i < MAX * 10; i++) clients.push(await openClient(port));
+      await new Promise((r) => setTimeout(r, 500));
+      const open = clients.filter((c) => !c.closed).length;
+      expect(open).toBeGreaterThanOrEqual(MAX);
+      expect(open).toBeLessThanOrEqual(2 * MAX);
+      const health = await ask('/healthz', port);
+      clients.push(health);
+      expect(health.received).toMatch(/^HTTP\/1\.1 200 /);
+    } finally {
+      closeAll(clients);
+      gateway.kill('SIGKILL');
+    }
   });
 });
