@@ -2,6 +2,7 @@
 // at once, each naming the flag or variable it came from, so a user fixes them in one pass.
 
 import { parseArgs } from 'node:util';
+import { formatAccessProblem, readAccessFile } from '../access/policy.js';
 import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import { GatewayError } from '../errors.js';
 import { makeDefaultCertificateIfMissing, type GeneratedCertificate } from '../tls/auto.js';
@@ -102,6 +103,9 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const htpasswdFile = values.htpasswd.value!;
   const htpasswd = await readHtpasswdFile(htpasswdFile);
   problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
+  const accessFile = values.access.value;
+  const access = accessFile === null ? null : await readAccessFile(accessFile);
+  problems.push(...(access?.problems ?? []).map((p) => `${label('access')}: ${formatAccessProblem(p)}`));
 
   if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
@@ -123,6 +127,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     htpasswdFile,
     users: htpasswd.users,
     realm,
+    access: accessFile !== null && access?.policy ? Object.freeze({ file: accessFile, policy: access.policy }) : null,
     loginThrottle: Object.freeze({ freeFailures, maxDelayMs }),
     publicUrl,
     logLevel,

@@ -17,6 +17,7 @@ export const SERVE_OPTIONS = [
   { flag: 'tls-san', env: 'GATEWAY_TLS_SANS', value: 'NAMES', default: null, help: 'extra comma-separated names/addresses for a certificate the gateway makes itself' },
   { flag: 'hsts-max-age', env: 'GATEWAY_HSTS_MAX_AGE', value: 'SECONDS', default: '31536000', help: 'Strict-Transport-Security max-age on every response; 0 turns the header off' },
   { flag: 'htpasswd', env: 'GATEWAY_HTPASSWD', value: 'FILE', default: './htpasswd', help: 'users, as written by Apache htpasswd (bcrypt, SHA-256/512 crypt, apr1 or {SHA})' },
+  { flag: 'access', env: 'GATEWAY_ACCESS', value: 'FILE', default: null, help: 'who may pull, push and delete which repositories (YAML, reloaded on change); without it every user may do everything' },
   { flag: 'realm', env: 'GATEWAY_REALM', value: 'TEXT', default: 'Registry Realm', help: 'realm of the Basic challenge' },
   { flag: 'login-attempts', env: 'GATEWAY_LOGIN_ATTEMPTS', value: 'N', default: '5', help: 'failed logins for one user from one address before each further attempt waits (1 s, doubling; 429 with Retry-After); 0 turns this off' },
   { flag: 'login-backoff-max', env: 'GATEWAY_LOGIN_BACKOFF_MAX', value: 'SECONDS', default: '300', help: 'longest such wait' },

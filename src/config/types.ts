@@ -1,3 +1,4 @@
+import type { AccessPolicy } from '../access/policy.js';
 import type { HtpasswdUsers } from '../auth/types.js';
 import type { GeneratedCertificate } from '../tls/auto.js';
 
@@ -38,6 +39,8 @@ export interface Config {
   /** Users as parsed at start-up. */
   readonly users: HtpasswdUsers;
   readonly realm: string;
+  /** The access file and its policy as read at start-up; null: every user may do everything. */
+  readonly access: { readonly file: string; readonly policy: AccessPolicy } | null;
   /** Repeated failed logins for one user from one address wait before the next is checked. */
   readonly loginThrottle: {
     /** Failures before waits begin; 0: no throttling. */

@@ -3,6 +3,7 @@
 
 import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
+import { watchAccess } from '../access/access-watch.js';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
 import { createLoginThrottle } from '../auth/throttle.js';
@@ -25,7 +26,7 @@ export interface RunningGateway {
   readonly port: number;
   readonly server: https.Server;
   readonly authenticator: Authenticator;
-  /** Re-read the certificate pair and the htpasswd file now (what SIGHUP does); false if either was refused. */
+  /** Re-read the certificate pair, the htpasswd file and the access file now (what SIGHUP does); false if one was refused. */
   reload(): Promise<boolean>;
   /** Stop accepting, let in-flight requests finish for up to the shutdown timeout, then cut the rest. */
   close(): Promise<void>;
@@ -82,6 +83,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   const metrics = config.metricsListen === null ? null : createGatewayMetrics();
   const authenticator = createAuthenticator({ users: config.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
   const htpasswdWatch = watchHtpasswd(config.htpasswdFile, authenticator, log);
+  const access = config.access && watchAccess(config.access.file, config.access.policy, log);
   let draining = false;
   const server = https.createServer({
     ...secureServerOptions(config.tls),
@@ -113,11 +115,12 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     hstsMaxAge: config.tls.hstsMaxAge,
     draining: () => draining,
     metrics,
+    access,
   }));
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);
-  log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: config.users.size }, 'registry-gateway listening');
+  log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: config.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
   if (config.users.size === 0) {
     log.warn({ htpasswd: config.htpasswdFile }, 'the htpasswd file has no users: every registry request will be refused; add one with `htpasswd -B`');
   }
@@ -125,6 +128,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   const close = async (): Promise<void> => {
     draining = true;
     htpasswdWatch.close();
+    access?.close();
     certWatch.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
@@ -140,8 +144,8 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   };
 
   const reload = async (): Promise<boolean> => {
-    const [certOk, usersOk] = await Promise.all([certWatch.reload(), htpasswdWatch.reload()]);
-    return certOk && usersOk;
+    const [certOk, usersOk, accessOk] = await Promise.all([certWatch.reload(), htpasswdWatch.reload(), access?.reload() ?? true]);
+    return certOk && usersOk && accessOk;
   };
 
   return {

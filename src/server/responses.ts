@@ -4,7 +4,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { API_VERSION, API_VERSION_HEADER } from '../proxy/headers.js';
 
 /** Error codes of the distribution API that the gateway itself answers with. */
-export type RegistryErrorCode = 'UNAUTHORIZED' | 'UNAVAILABLE' | 'TOOMANYREQUESTS' | 'NOTFOUND' | 'UNSUPPORTED';
+export type RegistryErrorCode = 'UNAUTHORIZED' | 'DENIED' | 'UNAVAILABLE' | 'TOOMANYREQUESTS' | 'NOTFOUND' | 'UNSUPPORTED';
 
 export function registryErrorBody(code: RegistryErrorCode, message: string): string {
   return JSON.stringify({ errors: [{ code, message, detail: null }] });
