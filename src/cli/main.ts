@@ -14,6 +14,7 @@ Commands:
   serve        run the gateway (see registry-gateway serve --help)
   certs        make a CA and certificates, show the one in use (registry-gateway certs --help)
   htpasswd     add, remove, list and verify users of the htpasswd file (registry-gateway htpasswd --help)
+  access       check USER ACTION REPOSITORY: what the access file decides, and which rule (registry-gateway access --help)
   healthcheck  exit 0 when the gateway answers its readiness check (for container health checks)
 
 Options:
@@ -39,6 +40,8 @@ export async function main(argv: string[]): Promise<number> {
       return (await import('./htpasswd.js')).htpasswd(rest);
     case 'healthcheck':
       return (await import('./healthcheck.js')).healthcheck(rest);
+    case 'access':
+      return (await import('./access.js')).access(rest);
     case undefined:
     case '-h':
     case '--help':
