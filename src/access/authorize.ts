@@ -5,7 +5,8 @@
 import type { Logger } from 'pino';
 import type { RequestContext } from '../server/context.js';
 import { hasUnreadBody } from '../server/context.js';
-import { sendRegistryError } from '../server/responses.js';
+import { API_VERSION, API_VERSION_HEADER } from '../proxy/headers.js';
+import { sendJson } from '../server/responses.js';
 import { requestAccess, type RequestAccess } from './actions.js';
 import { firstRefusedNeed } from './decide.js';
 import type { AccessPolicy } from './policy.js';
@@ -59,8 +60,12 @@ export function authorize(ctx: RequestContext, policy: AccessPolicy | null, log:
 function deny(ctx: RequestContext, log: Logger, what: { repository?: string; action?: string; target?: string; reason?: string }): void {
   ctx.failure = what.reason !== undefined ? `access denied: ${what.reason}` : `access denied: ${what.action} on ${what.repository}`;
   log.info({ audit: 'denied', user: ctx.user, remote: ctx.remoteAddress, method: ctx.req.method, path: ctx.path, ...what }, 'access denied');
+  // The registry's token auth puts the refused access in the detail, as we do. Without a detail,
+  // clients built on its code (docker) shorten the error to the bare word "denied".
+  const detail = what.repository !== undefined ? [{ Type: 'repository', Name: what.repository, Action: what.action }] : { reason: what.reason };
+  const body = JSON.stringify({ errors: [{ code: 'DENIED', message: DENIED_MESSAGE, detail }] });
   // A body we will not read must not be left on a connection we keep.
-  sendRegistryError(ctx.res, 403, 'DENIED', DENIED_MESSAGE, hasUnreadBody(ctx.req) ? { connection: 'close' } : {});
+  sendJson(ctx.res, 403, body, { [API_VERSION_HEADER]: API_VERSION, ...(hasUnreadBody(ctx.req) ? { connection: 'close' } : {}) });
 }
 
 /** One audit line once the registry has stored a manifest or deleted something. */

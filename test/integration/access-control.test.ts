@@ -31,7 +31,9 @@ rules:
     actions: [pull]
 `;
 
-const DENIED = { errors: [{ code: 'DENIED', message: 'requested access to the resource is denied', detail: null }] };
+const denied = (repository: string, action: string) => ({
+  errors: [{ code: 'DENIED', message: 'requested access to the resource is denied', detail: [{ Type: 'repository', Name: repository, Action: action }] }],
+});
 
 /** What the registry itself (plain HTTP, no gateway) answers for a GET. */
 function upstreamStatus(stack: TestStack, path: string): Promise<number> {
@@ -80,7 +82,7 @@ describe('a read-only user', () => {
     stack.clearLogs();
     const start = await stack.request('/v2/team-b/app/blobs/uploads/', { auth: 'bob', method: 'POST', headers: { 'content-length': '0' } });
     expect(start.status).toBe(403);
-    expect(JSON.parse(start.text)).toEqual(DENIED);
+    expect(JSON.parse(start.text)).toEqual(denied('team-b/app', 'push'));
     expect(start.headers['docker-distribution-api-version']).toBe('registry/2.0');
     const image = makeImage('bob');
     const put = await stack.request('/v2/team-b/app/manifests/v2', { auth: 'bob', method: 'PUT', headers: { 'content-type': MEDIA_TYPES.manifest }, body: image.manifestBytes });
