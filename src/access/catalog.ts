@@ -14,7 +14,7 @@ import { describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout } from
 
 /** Upstream catalog pages are read whole, up to this; more is refused as unusable (502). */
 export const MAX_CATALOG_PAGE_BYTES = 4 * 1024 * 1024;
-/** The names gathered for one answer, when the client sets no n. */
+/** The names gathered for one answer when neither the client nor the registry sets a page size. */
 const MAX_ANSWER_NAMES = 100_000;
 
 interface UpstreamPage {
@@ -65,9 +65,11 @@ export interface FilteredAnswer {
   readonly next: string | null;
 }
 
-/** Picks the answer once enough names were gathered: the first n, and a Link after the last of them. */
-export function pageOfAllowed(allowed: readonly string[], n: number | null, upstreamHasMore: boolean): FilteredAnswer {
-  const limit = n ?? MAX_ANSWER_NAMES;
+/**
+ * Picks the answer once enough names were gathered: the first `limit`, and a Link after the last
+ * of them (carrying the client's n, if it gave one).
+ */
+export function pageOfAllowed(allowed: readonly string[], limit: number, n: number | null, upstreamHasMore: boolean): FilteredAnswer {
   const repositories = allowed.slice(0, limit);
   const more = allowed.length > limit || upstreamHasMore;
   if (!more || repositories.length === 0) return { repositories, next: null };
@@ -115,17 +117,20 @@ export async function forwardCatalog(
   const target = req.url ?? '/v2/_catalog';
   const n = pageSize(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
   const allowed: string[] = [];
+  // Without n, pages are as long as the registry's own first one (its default page size).
+  let limit = n ?? MAX_ANSWER_NAMES;
   let next: string | null = target;
   // A client that goes away stops the walk.
   const gone = new AbortController();
   res.once('close', () => gone.abort());
   try {
-    while (next !== null && allowed.length < (n ?? MAX_ANSWER_NAMES)) {
+    while (next !== null && allowed.length < limit) {
       const page = await fetchPage(req, gone.signal, state, settings, next);
       state.upstreamStatus = page.status;
       if (page.status !== 200) return relayAsIs(req, res, state, settings, page);
       const parsed = parseCatalogPage(page.body, headerValues(page.rawHeaders, 'link'));
       if (parsed === null) throw new Error('the upstream answered the catalog with something other than a catalog');
+      if (n === null && next === target && parsed.next !== null) limit = Math.max(1, parsed.repositories.length);
       for (const repository of parsed.repositories) if (mayPull(repository)) allowed.push(repository);
       // A registry whose next page is the page it just sent would keep us here for ever.
       next = parsed.next === next ? null : parsed.next;
@@ -135,7 +140,7 @@ export async function forwardCatalog(
     fail(req, res, state, settings, err);
     return;
   }
-  const answer = pageOfAllowed(allowed, n, next !== null);
+  const answer = pageOfAllowed(allowed, limit, n, next !== null);
   const body = JSON.stringify({ repositories: answer.repositories });
   const headers: http.OutgoingHttpHeaders = { [API_VERSION_HEADER]: API_VERSION };
   if (answer.next !== null) headers.link = `<${settings.rewrite.publicOrigin ?? ''}${answer.next}>; rel="next"`;

@@ -47,6 +47,18 @@ function upstreamStatus(stack: TestStack, path: string): Promise<number> {
   });
 }
 
+function upstreamText(stack: TestStack, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${stack.registry.url}${path}`, { agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.once('end', () => resolve(text));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
 const as = (name: string, stack: TestStack) => ({ headers: { authorization: stack.authorization(name) } });
 
 let dir: string;
@@ -318,5 +330,29 @@ describe('without an access file', () => {
     } finally {
       await open.stop();
     }
+  });
+});
+
+describe('the catalog behind many hidden repositories', () => {
+  it('walks as many registry pages as it takes to fill the page a user asked for', async () => {
+    // One blob is enough for the registry to list a repository; these sort before carol's.
+    for (let i = 0; i < 105; i++) await pushBlobMonolithic(stack, `bulk/r${String(i).padStart(3, '0')}`, Buffer.from('x'));
+    // The registry's own catalog, whole.
+    const everything = JSON.parse(await upstreamText(stack, '/v2/_catalog?n=1000')) as { repositories: string[] };
+    expect(everything.repositories.filter((r) => r.startsWith('bulk/'))).toHaveLength(105);
+    const first = await stack.request('/v2/_catalog?n=2', { auth: 'carol' });
+    expect(JSON.parse(first.text)).toEqual({ repositories: ['carol/tool', 'library/base'] });
+    expect(nextLink(first)).toBe('/v2/_catalog?last=library%2Fbase&n=2');
+    const rest = await stack.request(nextLink(first)!, { auth: 'carol' });
+    expect(JSON.parse(rest.text)).toEqual({ repositories: [] });
+    expect(rest.headers.link).toBeUndefined();
+    // Without n the registry pages by 100 itself: a user who may read everything gets its pages,
+    // and one who may read two names past the first page gets them at once.
+    const bob = await stack.request('/v2/_catalog', { auth: 'bob' });
+    expect((JSON.parse(bob.text) as { repositories: string[] }).repositories).toEqual(everything.repositories.slice(0, 100));
+    expect(nextLink(bob)).toBe(`/v2/_catalog?last=${encodeURIComponent(everything.repositories[99]!)}`);
+    const carol = await stack.request('/v2/_catalog', { auth: 'carol' });
+    expect(JSON.parse(carol.text)).toEqual({ repositories: ['carol/tool', 'library/base'] });
+    expect(carol.headers.link).toBeUndefined();
   });
 });

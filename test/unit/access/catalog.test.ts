@@ -29,11 +29,15 @@ describe('catalog pages', () => {
   });
 
   it('answers n names and a Link after the last one shown, never a hidden one', () => {
-    expect(pageOfAllowed(['a', 'b', 'c'], 2, false)).toEqual({ repositories: ['a', 'b'], next: '/v2/_catalog?last=b&n=2' });
-    expect(pageOfAllowed(['a', 'b'], 2, true)).toEqual({ repositories: ['a', 'b'], next: '/v2/_catalog?last=b&n=2' });
-    expect(pageOfAllowed(['a', 'b'], 2, false)).toEqual({ repositories: ['a', 'b'], next: null });
-    expect(pageOfAllowed(['a/b'], 1, true)).toEqual({ repositories: ['a/b'], next: '/v2/_catalog?last=a%2Fb&n=1' });
-    expect(pageOfAllowed([], 5, false)).toEqual({ repositories: [], next: null });
-    expect(pageOfAllowed(['a'], null, false)).toEqual({ repositories: ['a'], next: null });
+    expect(pageOfAllowed(['a', 'b', 'c'], 2, 2, false)).toEqual({ repositories: ['a', 'b'], next: '/v2/_catalog?last=b&n=2' });
+    expect(pageOfAllowed(['a', 'b'], 2, 2, true)).toEqual({ repositories: ['a', 'b'], next: '/v2/_catalog?last=b&n=2' });
+    expect(pageOfAllowed(['a', 'b'], 2, 2, false)).toEqual({ repositories: ['a', 'b'], next: null });
+    expect(pageOfAllowed(['a/b'], 1, 1, true)).toEqual({ repositories: ['a/b'], next: '/v2/_catalog?last=a%2Fb&n=1' });
+    expect(pageOfAllowed([], 5, 5, false)).toEqual({ repositories: [], next: null });
+  });
+
+  it('without n, pages like the registry does by default, and the Link carries no n', () => {
+    expect(pageOfAllowed(['a'], 100, null, false)).toEqual({ repositories: ['a'], next: null });
+    expect(pageOfAllowed(['a', 'b', 'c'], 2, null, false)).toEqual({ repositories: ['a', 'b'], next: '/v2/_catalog?last=b' });
   });
 });
