@@ -73,6 +73,9 @@ function auditWhenStored(ctx: RequestContext, access: RequestAccess, log: Logger
   if (access.kind !== 'repository') return;
   const event = access.action === 'delete' ? 'delete' : access.route === 'manifest' && access.action === 'push' ? 'push' : null;
   if (event === null) return;
+  // Node keeps the headers of writeHead(status, headers) readable by getHeader() only when some
+  // header was set before; this one the relay sends anyway, with this value.
+  ctx.res.setHeader(API_VERSION_HEADER, API_VERSION);
   ctx.res.once('finish', () => {
     const status = ctx.upstreamStatus;
     if (status === null || status < 200 || status > 299) return;

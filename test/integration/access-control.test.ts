@@ -317,7 +317,8 @@ describe('serve --access', () => {
 
 describe('without an access file', () => {
   it('lets every user do everything, and still audits pushes and deletes', async () => {
-    const open = await startTestStack({ users: [user('bob')] });
+    // No Strict-Transport-Security header either: the digest of a push by tag is still logged.
+    const open = await startTestStack({ users: [user('bob')], extraArgs: ['--hsts-max-age', '0'] });
     try {
       const image = await pushImage(open, 'anything/app', 'v1', as('bob', open));
       const del = await open.request(`/v2/anything/app/manifests/${image.manifestDigest}`, { auth: 'bob', method: 'DELETE' });
