@@ -4,6 +4,10 @@
 // Patterns become regular expressions once, at load; "${user}" ones once per user.
 
 const USER_PLACEHOLDER = '${user}';
+// A user name stands in for ${user} only when it is one component of a repository name: "a/b"
+// would get a namespace inside someone else's ("a/b/*"), and "Alice" one no repository can have.
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const NEVER = /(?!)/;
 // What a repository name may hold (lower case, digits, separators), plus "*" and "${user}".
 const PATTERN_TEXT = /^(?:[a-z0-9._/*-]|\$\{user\})+$/;
 
@@ -52,7 +56,7 @@ export function compilePattern(source: string): RepositoryPattern {
     matches(repository, user) {
       let re = perUser.get(user);
       if (re === undefined) {
-        re = new RegExp(`^${toRegExpSource(source, user)}$`);
+        re = PATH_COMPONENT.test(user) ? new RegExp(`^${toRegExpSource(source, user)}$`) : NEVER;
         // Bounded by the users of the htpasswd file, but a reload can rename them all.
         if (perUser.size >= 4096) perUser.clear();
         perUser.set(user, re);

@@ -39,12 +39,22 @@ describe('repository patterns', () => {
     expect(matches('${user}/*', 'bob/app', 'alice')).toBe(false);
     expect(matches('${user}/*', 'alice/app', 'bob')).toBe(false);
     expect(matches('${user}/*', 'alice/app', 'al*')).toBe(false);
+    expect(matches('${user}/*', 'al*/app', 'al*')).toBe(false);
     expect(matches('${user}/*', 'jxdoe/app', 'j.doe')).toBe(false);
     expect(matches('${user}/*', 'j.doe/app', 'j.doe')).toBe(true);
     expect(matches('home/${user}', 'home/alice', 'alice')).toBe(true);
     // The same compiled pattern serves every user.
     const p = compilePattern('${user}/*');
     expect([p.matches('a/x', 'a'), p.matches('b/x', 'a'), p.matches('b/x', 'b')]).toEqual([true, false, true]);
+  });
+
+  it('${user} matches nothing for a user whose name is not one repository path component', () => {
+    // "team-a/x" would otherwise get team-a/x/* inside team-a's namespace.
+    expect(matches('${user}/*', 'team-a/x/app', 'team-a/x')).toBe(false);
+    expect(matches('${user}/*', 'Alice/app', 'Alice')).toBe(false);
+    expect(matches('${user}/*', 'a..b/app', 'a..b')).toBe(false);
+    expect(matches('*', 'team-a/x/app', 'team-a/x')).toBe(true);
+    expect(matches('${user}/*', 'team-a.x/app', 'team-a.x')).toBe(true);
   });
 
   it.each([
