@@ -39,8 +39,6 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 export interface ConnectionLimit {
   /** Wraps the request handler: tracks which connections are busy and keeps reserve ones to health checks. */
   guard(handler: Handler): Handler;
-  /** Connections held now (for tests and metrics). */
-  held(): number;
 }
 
 /** The same TCP connection seen as the raw socket or as its TLS socket. */
@@ -70,6 +68,9 @@ export function limitConnections(server: Server, options: ConnectionLimitOptions
   const admit = (socket: Socket): void => {
     const key = connectionKey(socket);
     if (key === null) return;
+    // The address and port of a connection whose close is still on its way, now reused.
+    const stale = all.get(key);
+    if (stale !== undefined) forget(key, stale);
     let reserve = false;
     if (all.size - reserved >= options.max) {
       const oldest = idle.entries().next();
@@ -116,7 +117,7 @@ export function limitConnections(server: Server, options: ConnectionLimitOptions
     };
   };
 
-  return { guard, held: () => all.size };
+  return { guard };
 }
 
 /** Warns when the limit first bites, then at most once a minute with the counts since. */
