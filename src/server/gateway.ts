@@ -18,6 +18,7 @@ import { secureServerOptions } from '../tls/options.js';
 import { watchCertificates } from '../tls/reload.js';
 import { createLogger, type Logger } from './logger.js';
 import { limitConnections } from './connection-limit.js';
+import { handleClientError } from './client-error.js';
 import { createRequestHandler } from './pipeline.js';
 
 export interface RunningGateway {
@@ -98,10 +99,13 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     maxHeaderSize: 32 * 1024,
     // Two Authorization headers then read as one malformed value instead of the first silently winning.
     joinDuplicateHeaders: true,
+    // The pipeline refuses an HTTP/1.1 request without Host itself, with HSTS and a body like any answer.
+    requireHostHeader: false,
   });
   server.timeout = config.timeouts.idleMs;
   const certWatch = watchCertificates(server, config.tls, log);
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => handleClientError(err, socket, config.tls.hstsMaxAge, log));
   const connectionLimit = limitConnections(server, { max: config.maxConnections, log, hstsMaxAge: config.tls.hstsMaxAge });
 
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);

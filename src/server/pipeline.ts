@@ -15,6 +15,7 @@ import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { canonicalPath } from '../proxy/path.js';
 import { basicChallenge } from '../proxy/rewrite.js';
+import { clientErrorOn } from './client-error.js';
 import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from './context.js';
 import { answerLiveness, answerReadiness } from './health.js';
 import { sendJson, sendRegistryError } from './responses.js';
@@ -53,8 +54,7 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
     const logging = deps.log.isLevelEnabled('info');
     if (logging || metrics) {
       res.on('close', () => {
-        // Whatever the gateway cuts itself (an upstream break, a timeout) says why before it cuts.
-        if (!res.writableFinished) ctx.failure ??= 'connection closed before the end of the response';
+        if (!res.writableFinished) noteCutShort(ctx);
         metrics?.requestDone(ctx);
         if (logging) deps.log.info(accessLogFields(ctx), 'request');
       });
@@ -69,10 +69,21 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
   };
 }
 
+/** Why a response never finished, for its log line: a request the parser refused, or a closed connection. */
+function noteCutShort(ctx: RequestContext): void {
+  const refused = clientErrorOn(ctx.req.socket);
+  if (refused && !ctx.res.headersSent) {
+    ctx.res.statusCode = refused.status; // what the client was answered, written past the response object
+    ctx.failure ??= `malformed request: ${refused.reason}`;
+  }
+  // Whatever the gateway cuts itself (an upstream break, a timeout) says why before it cuts.
+  ctx.failure ??= 'connection closed before the end of the response';
+}
+
 // reg-name (without the sub-delims no registry host uses), IPv4, or a bracketed IPv6 literal; then an optional port.
 const HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
 
-/** At most one Host header (HTTP/1.0 may omit it; Node refuses an HTTP/1.1 request without), and a well-formed one. */
+/** At most one Host header, and a well-formed one (whether one is required depends on the HTTP version). */
 export function hasOneValidHost(rawHeaders: readonly string[]): boolean {
   let seen = 0;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -89,7 +100,7 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     sendJson(res, 400, JSON.stringify({ error: 'request target must be a path' }), { connection: 'close' });
   } else if (!canonicalize(ctx)) {
     return undefined;
-  } else if (!hasOneValidHost(ctx.req.rawHeaders)) {
+  } else if (!hasOneValidHost(ctx.req.rawHeaders) || (ctx.req.headers.host === undefined && ctx.req.httpVersion !== '1.0')) {
     // RFC 9112 section 3.2: two Host headers, or one that is not a host[:port], get 400. Which one
     // the registry would believe is exactly the ambiguity a desync attack needs.
     sendJson(res, 400, JSON.stringify({ error: 'one Host header with a host name or address is required' }), { connection: 'close' });

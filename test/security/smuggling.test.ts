@@ -50,6 +50,9 @@ describe('request smuggling and framing', () => {
       const res = await rawTlsRequest(stack.gateway.port, stack.pki.caPem, request);
       expect(res.status).toBe(400);
       expect(res.closed).toBe(true);
+      // Like every other answer: HSTS, and a JSON body rather than an empty one.
+      expect(res.text).toMatch(/\r\nstrict-transport-security: max-age=\d+\r\n/i);
+      expect(res.text).toMatch(/\r\n\r\n\{"/);
       // Only one answer: nothing behind the refused request was read as a request of its own.
       expect(res.text.match(/HTTP\/1\.1 \d{3}/g)).toHaveLength(1);
       await new Promise((r) => setTimeout(r, 100));
@@ -68,6 +71,16 @@ describe('request smuggling and framing', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(stack.registry.log()).not.toContain('/v2/smuggled/');
     expect(upstreamRequests()).toBe(before);
+    // The access log tells what the client got, not the 200 the response object started with.
+    const access = stack.logLines().filter((l) => l.msg === 'request' && l.method === 'POST').at(-1);
+    expect(access).toMatchObject({ status: 400, completed: false, failure: expect.stringMatching(/^malformed request: HPE_/) });
+  });
+
+  it('logs a request refused before its headers were whole, with the status and the parser\'s reason', async () => {
+    stack.clearLogs();
+    await rawTlsRequest(stack.gateway.port, stack.pki.caPem, `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(stack.logLines().find((l) => l.msg === 'malformed request')).toMatchObject({ status: 400, reason: expect.stringMatching(/^HPE_/), remote: '127.0.0.1' });
   });
 
   it('serves a well-framed request on the same kind of connection (the corpus is not refused for its transport)', async () => {
