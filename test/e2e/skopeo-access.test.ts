@@ -1,13 +1,14 @@
 // skopeo through a gateway with an access file: what each user may pull, push and delete, with
 // the error text skopeo prints for a refusal, and TLS verified against the test CA throughout.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
 import { readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
+import { skopeoSandbox } from '../helpers/skopeo.js';
 import { requireTool, run, type RunResult } from '../helpers/tools.js';
 
 const user = (name: string): HtpasswdUser => ({ user: name, password: `${name}-pw`, algorithm: 'bcrypt', cost: 4 });
@@ -57,18 +58,7 @@ describe('skopeo with per-repository access', { timeout: 120_000 }, () => {
     const accessFile = join(work, 'access.yml');
     await writeFile(accessFile, POLICY);
     stack = await startTestStack({ users: ['reader', 'robot-ci'].map(user), extraArgs: ['--access', accessFile] });
-    // Keep skopeo away from any credentials of the machine: its own empty auth file and homes.
-    for (const d of ['home', 'xdg-runtime', 'xdg-config', 'docker-config']) await mkdir(join(work, d));
-    env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      XDG_RUNTIME_DIR: join(work, 'xdg-runtime'),
-      XDG_CONFIG_HOME: join(work, 'xdg-config'),
-      DOCKER_CONFIG: join(work, 'docker-config'),
-      REGISTRY_AUTH_FILE: join(work, 'auth.json'),
-    };
-    policyJson = join(work, 'policy.json');
-    await writeFile(policyJson, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+    ({ env, policy: policyJson } = await skopeoSandbox(work));
     layout = join(work, 'src');
     image = await writeOciLayout(layout, { tag: 'v1', layers: [{ 'opt/app/data.bin': randomBytes(100_000) }, { 'opt/app/VERSION': '1\n' }] });
     for (const repo of ['team-a/app:1', 'team-b/app:1', 'library/base:1']) ok(await push('alice', repo));

@@ -1,7 +1,7 @@
 // skopeo against the gateway, verifying TLS strictly against the test CA (--cert-dir holding only
 // ca.crt, never --tls-verify=false): push, inspect, cross-repository copy, pull, delete, refusals.
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
 import { readOciLayout, sha256, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
+import { skopeoSandbox } from '../helpers/skopeo.js';
 import { requireTool, run, type RunResult } from '../helpers/tools.js';
 
 const BOB: HtpasswdUser = { user: 'bob', password: 'correct horse: battery:staple', algorithm: 'apr1' };
@@ -35,18 +36,7 @@ describe('skopeo through the gateway', { timeout: 60_000 }, () => {
     skopeo = requireTool('skopeo');
     stack = await startTestStack({ users: [BOB], logLevel: 'debug' });
     work = await mkdtemp(join(tmpdir(), 'rgw-skopeo-'));
-    // Keep skopeo away from any credentials of the machine: its own empty auth file and homes.
-    for (const d of ['home', 'xdg-runtime', 'xdg-config', 'docker-config']) await mkdir(join(work, d));
-    env = {
-      ...process.env,
-      HOME: join(work, 'home'),
-      XDG_RUNTIME_DIR: join(work, 'xdg-runtime'),
-      XDG_CONFIG_HOME: join(work, 'xdg-config'),
-      DOCKER_CONFIG: join(work, 'docker-config'),
-      REGISTRY_AUTH_FILE: join(work, 'auth.json'),
-    };
-    policy = join(work, 'policy.json');
-    await writeFile(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+    ({ env, policy } = await skopeoSandbox(work));
     srcLayout = join(work, 'src');
     image = await writeOciLayout(srcLayout, {
       tag: 'v1',
