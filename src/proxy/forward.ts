@@ -133,6 +133,14 @@ function relayRequestBody(req: http.IncomingMessage, upstreamReq: http.ClientReq
   req.on('error', (err) => upstreamReq.destroy(err));
 }
 
+/**
+ * Response bytes one client may have waiting in the gateway before the upstream is paused. A
+ * TLS socket reports itself full after every 64 KiB read from the upstream (its own mark is 16
+ * KiB), and pausing and resuming the upstream for each made two epoll calls per chunk; with this
+ * much room a pull runs without pausing until the client really falls behind.
+ */
+const RESPONSE_BUFFER = 256 * 1024;
+
 function relayResponse(
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -161,11 +169,12 @@ function relayResponse(
     return;
   }
   // What pipe does, with one listener per event instead of pipe's seven: most responses are a
-  // few hundred bytes, and setting up and tearing down a pipe cost more than relaying them.
+  // few hundred bytes, and setting up and tearing down a pipe cost more than relaying them. A
+  // refused write still ends in 'drain', whether or not we paused for it.
   upstreamRes.on('data', (chunk: Buffer) => {
     state.bytesOut += chunk.length;
     settings.reclaim.relayed(chunk.length);
-    if (!res.write(chunk)) upstreamRes.pause();
+    if (!res.write(chunk) && res.writableLength >= RESPONSE_BUFFER) upstreamRes.pause();
   });
   res.on('drain', () => upstreamRes.resume());
   upstreamRes.on('end', () => res.end());
