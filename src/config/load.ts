@@ -75,6 +75,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const shutdownMs = take('shutdown-timeout', parseSeconds);
   const hstsMaxAge = take('hsts-max-age', parseNonNegativeSeconds);
   const workers = take('workers', parseWorkers);
+  const manifestCacheSeconds = take('manifest-cache-ttl', parseNonNegativeSeconds);
   const freeFailures = take('login-attempts', (text) => parseCount(text, 1000));
   const maxDelayMs = take('login-backoff-max', parseSeconds);
 
@@ -107,7 +108,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const access = accessFile === null ? null : await readAccessFile(accessFile);
   problems.push(...(access?.problems ?? []).map((p) => `${label('access')}: ${formatAccessProblem(p)}`));
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || freeFailures === null || !maxDelayMs || !tls.files) {
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs || !tls.files) {
     throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
   }
 
@@ -133,6 +134,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     logLevel,
     metricsListen: metricsListen && Object.freeze(metricsListen),
     maxConnections,
+    manifestCacheMs: manifestCacheSeconds * 1000,
     workers,
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });

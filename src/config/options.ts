@@ -22,6 +22,7 @@ export const SERVE_OPTIONS = [
   { flag: 'login-attempts', env: 'GATEWAY_LOGIN_ATTEMPTS', value: 'N', default: '5', help: 'failed logins for one user from one address before each further attempt waits (1 s, doubling; 429 with Retry-After); 0 turns this off' },
   { flag: 'login-backoff-max', env: 'GATEWAY_LOGIN_BACKOFF_MAX', value: 'SECONDS', default: '300', help: 'longest such wait' },
   { flag: 'public-url', env: 'GATEWAY_PUBLIC_URL', value: 'URL', default: null, help: 'origin clients use, e.g. https://registry.example.com (default: rewritten URLs are relative)' },
+  { flag: 'manifest-cache-ttl', env: 'GATEWAY_MANIFEST_CACHE_TTL', value: 'SECONDS', default: '1', help: 'answer a manifest the registry served within this long from memory (pushes and deletes through the gateway are seen at once; changes made behind its back within this long); 0 = off' },
   { flag: 'workers', env: 'GATEWAY_WORKERS', value: 'N', default: 'auto', help: 'processes serving the port, like nginx worker_processes; auto = one per CPU but one (the registry needs a core), at least one' },
   { flag: 'metrics-listen', env: 'GATEWAY_METRICS_LISTEN', value: 'HOST:PORT', default: null, help: 'serve Prometheus metrics at http://HOST:PORT/metrics (plain HTTP, no auth: keep it on loopback or an internal network); off by default' },
   { flag: 'log-level', env: 'GATEWAY_LOG_LEVEL', value: 'LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent' },

@@ -54,6 +54,8 @@ export interface Config {
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
   /** Client connections one process holds (0: no limit); idle ones make way for new ones. */
   readonly maxConnections: number;
+  /** How long a manifest the upstream served may be answered again from memory; 0: never. */
+  readonly manifestCacheMs: number;
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
   readonly timeouts: Timeouts;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { declaresBody, hasUnreadBody } from '../server/context.js';
 import { sendRegistryError } from '../server/responses.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
+import { MAX_ENTRY_BYTES, cacheableHeaders, changedRepository, manifestRequestKey, type CachedManifest, type ManifestCache, type ManifestKey, type Ticket } from './manifest-cache.js';
 import type { Reclaimer } from './reclaim.js';
 import type { RewriteContext } from './rewrite.js';
 import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout, type Upstream } from './upstream.js';
@@ -21,6 +22,8 @@ export interface ForwardSettings {
   readonly log: Logger;
   /** Frees relayed chunks promptly, so memory stays flat however fast bytes stream. */
   readonly reclaim: Reclaimer;
+  /** Manifests just served, answered again without the upstream; null: off. */
+  readonly manifests: ManifestCache | null;
 }
 
 /** The parts of a request's state that forwarding fills in, for the access log. */
@@ -30,11 +33,31 @@ export interface ForwardState {
   bytesOut: number;
   upstreamStatus: number | null;
   failure: string | null;
+  /** Answered from the manifest cache. */
+  cached: boolean;
+}
+
+/** A GET whose answer goes into the manifest cache when it is whole. */
+interface Fill {
+  readonly key: ManifestKey;
+  readonly ticket: Ticket;
 }
 
 export function forward(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings): void {
+  const { manifests } = settings;
+  let fill: Fill | null = null;
+  if (manifests !== null) {
+    const key = manifestRequestKey(req.method ?? 'GET', req.url ?? '/', req.headers);
+    const hit = key && manifests.lookup(key);
+    if (hit) {
+      answerFromCache(req, res, state, hit);
+      return;
+    }
+    if (key && req.method === 'GET') fill = { key, ticket: manifests.ticket(key.repository) };
+    if (!key) noteChanges(req, manifests);
+  }
   if (!declaresBody(req)) {
-    start(req, res, state, settings);
+    start(req, res, state, settings, fill);
     return;
   }
   // A body can carry a framing error (a bad chunk, a request smuggled behind it) in the very
@@ -42,11 +65,39 @@ export function forward(req: http.IncomingMessage, res: http.ServerResponse, sta
   // event loop: starting the upstream request only then means such a request never reaches it.
   setImmediate(() => {
     if (req.destroyed || req.socket.destroyed || res.destroyed) return;
-    start(req, res, state, settings);
+    start(req, res, state, settings, fill);
   });
 }
 
-function start(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings): void {
+function answerFromCache(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, hit: CachedManifest): void {
+  state.cached = true;
+  state.upstreamStatus = 200;
+  res.writeHead(200, hit.headers);
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  state.bytesOut = hit.body.length;
+  res.end(hit.body);
+}
+
+/**
+ * A request that may change a repository's manifests (a push, a delete) drops the copies now,
+ * and again once the upstream has answered or failed, before the client can hear of it.
+ */
+function noteChanges(req: http.IncomingMessage, manifests: ManifestCache): void {
+  const target = req.url ?? '/';
+  const queryAt = target.indexOf('?');
+  const repository = changedRepository(req.method ?? 'GET', queryAt === -1 ? target : target.slice(0, queryAt), queryAt === -1 ? '' : target.slice(queryAt + 1));
+  if (repository === null) return;
+  manifests.changed(repository);
+  req.once(UPSTREAM_SETTLED, () => manifests.changed(repository));
+}
+
+// Emitted on the client's request when the upstream's response head arrived or the upstream request ended.
+const UPSTREAM_SETTLED = Symbol('upstream settled');
+
+function start(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, fill: Fill | null): void {
   const { upstream } = settings;
   const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost });
   const upstreamReq = http.request(upstreamRequestOptions(upstream, req.method ?? 'GET', req.url ?? '/', headers));
@@ -70,7 +121,10 @@ function start(req: http.IncomingMessage, res: http.ServerResponse, state: Forwa
     upstreamReq.end();
   }
 
-  upstreamReq.on('response', (upstreamRes) => relayResponse(req, res, upstreamRes, state, settings));
+  upstreamReq.on('response', (upstreamRes) => {
+    req.emit(UPSTREAM_SETTLED);
+    relayResponse(req, res, upstreamRes, state, settings, fill);
+  });
   upstreamReq.on('error', (err) => {
     if (res.headersSent) {
       res.destroy();
@@ -88,6 +142,7 @@ function start(req: http.IncomingMessage, res: http.ServerResponse, state: Forwa
   // 101 Switching Protocols, which Node does not hand over without an 'upgrade' listener, just
   // closes. The client must still get an answer.
   upstreamReq.on('close', () => {
+    req.emit(UPSTREAM_SETTLED);
     if (state.upstreamStatus !== null || res.headersSent || res.destroyed) return;
     state.failure = 'upstream request closed without a response';
     settings.log.error({ upstream: upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
@@ -147,6 +202,7 @@ function relayResponse(
   upstreamRes: http.IncomingMessage,
   state: ForwardState,
   settings: ForwardSettings,
+  fill: Fill | null,
 ): void {
   const status = upstreamRes.statusCode ?? 502;
   state.upstreamStatus = status;
@@ -171,9 +227,11 @@ function relayResponse(
   // What pipe does, with one listener per event instead of pipe's seven: most responses are a
   // few hundred bytes, and setting up and tearing down a pipe cost more than relaying them. A
   // refused write still ends in 'drain', whether or not we paused for it.
+  const keep = fill && settings.manifests ? collectForCache(upstreamRes, status, headers, fill, settings.manifests) : null;
   upstreamRes.on('data', (chunk: Buffer) => {
     state.bytesOut += chunk.length;
     settings.reclaim.relayed(chunk.length);
+    keep?.(chunk);
     if (!res.write(chunk) && res.writableLength >= RESPONSE_BUFFER) upstreamRes.pause();
   });
   res.on('drain', () => upstreamRes.resume());
@@ -186,6 +244,27 @@ function relayResponse(
     res.destroy();
     req.destroy();
   });
+}
+
+/** Gathers a whole 200 manifest as it is relayed, and keeps it once complete; null when it is not worth keeping. */
+function collectForCache(upstreamRes: http.IncomingMessage, status: number, headers: http.OutgoingHttpHeaders, fill: Fill, manifests: ManifestCache): ((chunk: Buffer) => void) | null {
+  const kept = cacheableHeaders(status, headers);
+  const length = Number(headers['content-length']);
+  if (kept === null || !Number.isSafeInteger(length) || length > MAX_ENTRY_BYTES) return null;
+  const chunks: Buffer[] = [];
+  let received = 0;
+  upstreamRes.on('end', () => {
+    if (received !== length || !upstreamRes.complete) return;
+    // A copy of its own: the chunks are views into the socket's 64 KiB read buffers.
+    const body = Buffer.allocUnsafeSlow(length);
+    let at = 0;
+    for (const chunk of chunks) at += chunk.copy(body, at);
+    manifests.store(fill.ticket, fill.key, { headers: kept, body });
+  });
+  return (chunk) => {
+    received += chunk.length;
+    if (received <= length) chunks.push(chunk);
+  };
 }
 
 /** An upstream response head Node would refuse to write is the upstream's fault: 502 instead. */

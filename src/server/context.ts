@@ -17,6 +17,8 @@ export interface RequestContext {
   bytesOut: number;
   /** Why the request failed, in words fit for the log (never a credential). */
   failure: string | null;
+  /** Answered from the gateway's copy of a manifest the upstream served moments before. */
+  cached: boolean;
 }
 
 export function createContext(req: IncomingMessage, res: ServerResponse): RequestContext {
@@ -34,6 +36,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse): Reques
     bytesIn: 0,
     bytesOut: 0,
     failure: null,
+    cached: false,
   };
 }
 
@@ -64,6 +67,7 @@ export function accessLogFields(ctx: RequestContext): Record<string, unknown> {
     user: ctx.user,
     remote: ctx.remoteAddress,
     upstreamStatus: ctx.upstreamStatus,
+    ...(ctx.cached ? { cache: 'hit' } : {}),
     completed: ctx.res.writableFinished,
     ...(ctx.failure ? { failure: ctx.failure } : {}),
   };

@@ -12,6 +12,7 @@ import { createGatewayMetrics, type GatewayMetrics } from '../metrics/gateway-me
 import type { Samples } from '../metrics/registry.js';
 import { GatewayError } from '../errors.js';
 import type { ForwardSettings } from '../proxy/forward.js';
+import { createManifestCache, type ManifestCache } from '../proxy/manifest-cache.js';
 import { createReclaimer } from '../proxy/reclaim.js';
 import { createUpstream } from '../proxy/upstream.js';
 import { secureServerOptions } from '../tls/options.js';
@@ -19,6 +20,7 @@ import { watchCertificates } from '../tls/reload.js';
 import { createLogger, type Logger } from './logger.js';
 import { limitConnections } from './connection-limit.js';
 import { handleClientError } from './client-error.js';
+import { announceManifestChange, receiveManifestChanges } from './manifest-sync.js';
 import { createRequestHandler } from './pipeline.js';
 
 export interface RunningGateway {
@@ -41,6 +43,12 @@ function displayHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+function manifestCache(config: Config): ManifestCache | null {
+  if (config.manifestCacheMs === 0) return null;
+  const clustered = config.workers > 1;
+  return createManifestCache({ ttlMs: config.manifestCacheMs, onChange: clustered ? (repository) => announceManifestChange(repository) : undefined });
+}
+
 function forwardingSettings(config: Config, port: number, log: Logger): ForwardSettings {
   const upstream = createUpstream(config.upstream, config.timeouts.upstreamMs);
   const forwardedHost = config.publicUrl?.host ?? `${displayHost(config.listen.host)}:${port}`;
@@ -53,6 +61,7 @@ function forwardingSettings(config: Config, port: number, log: Logger): ForwardS
     forwardedHost,
     log,
     reclaim: createReclaimer(),
+    manifests: manifestCache(config),
   };
 }
 
@@ -110,6 +119,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
 
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
   const forwarding = forwardingSettings(config, port, log);
+  const stopSharing = forwarding.manifests && config.workers > 1 ? receiveManifestChanges(forwarding.manifests) : () => undefined;
   const handler = connectionLimit.guard(createRequestHandler({
     authenticator,
     throttle: createLoginThrottle(config.loginThrottle),
@@ -144,6 +154,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     server.closeAllConnections();
     await closed;
     forwarding.upstream.close();
+    stopSharing();
     await authenticator.close();
   };
 

@@ -28,6 +28,7 @@ export interface CliRequestOptions {
   authorization?: string;
   body?: Buffer;
   agent?: https.Agent;
+  headers?: Record<string, string>;
 }
 
 export interface CliResponse {
@@ -85,7 +86,7 @@ export async function spawnCliGateway(args: readonly string[], ca: string, proce
 function httpsRequest(port: number, ca: string, path: string, options: CliRequestOptions): Promise<CliResponse> {
   const started = performance.now();
   return new Promise((done, fail) => {
-    const headers: Record<string, string> = options.authorization ? { authorization: options.authorization } : {};
+    const headers: Record<string, string> = { ...options.headers, ...(options.authorization ? { authorization: options.authorization } : {}) };
     const req = https.request(
       { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, ca, servername: 'localhost', agent: options.agent ?? false },
       (res) => {

@@ -92,6 +92,15 @@ describe('loadConfig', () => {
     expect(await problemsOf(files, { GATEWAY_MAX_CONNECTIONS: '-1' })).toEqual([expect.stringMatching(/^GATEWAY_MAX_CONNECTIONS: "-1"/)]);
   });
 
+  it('keeps manifests 1 s by default, takes --manifest-cache-ttl (0: off) and names it when wrong', async () => {
+    const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
+    expect((await loadConfig(files, {})).manifestCacheMs).toBe(1000);
+    expect((await loadConfig(files, { GATEWAY_MANIFEST_CACHE_TTL: '0' })).manifestCacheMs).toBe(0);
+    expect((await loadConfig([...files, '--manifest-cache-ttl', '30'], { GATEWAY_MANIFEST_CACHE_TTL: '0' })).manifestCacheMs).toBe(30_000);
+    expect(await problemsOf([...files, '--manifest-cache-ttl', '0.5'])).toEqual([expect.stringMatching(/^--manifest-cache-ttl: "0.5" is not a whole number of seconds/)]);
+    expect(await problemsOf(files, { GATEWAY_MANIFEST_CACHE_TTL: '-1' })).toEqual([expect.stringMatching(/^GATEWAY_MANIFEST_CACHE_TTL: "-1" is not a whole number of seconds/)]);
+  });
+
   it('refuses an expired certificate', async () => {
     const expired = await makeExpiredCert(pki, names);
     const problems = await problemsOf(['--tls-cert', expired.cert, '--tls-key', expired.key, '--htpasswd', htpasswd]);

@@ -19,7 +19,7 @@ const handler = createRequestHandler({
   authenticator,
   // Off here, so the wrong passwords below never add up; throttling has its own tests.
   throttle: createLoginThrottle({ freeFailures: 0, maxDelayMs: 1000 }),
-  forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined } },
+  forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined }, manifests: null },
   realm: 'Test Realm',
   log,
   hstsMaxAge: 600,
