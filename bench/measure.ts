@@ -128,15 +128,18 @@ function toMs(value: string): number {
 }
 
 /**
- * `wrk -c CONNECTIONS -t 2 -d SECONDS --latency` GETs of the manifest with Basic credentials. Any
- * non-2xx/3xx answer or socket error fails the run: the numbers would not describe working requests.
+ * `wrk -c CONNECTIONS -t 2 -d SECONDS --latency` GETs of the manifest with Basic credentials (and
+ * any `headers`, as `Name: value`). Any non-2xx/3xx answer or socket error fails the run: the
+ * numbers would not describe working requests.
  */
-export async function wrk(t: Target, repo: string, seconds: number, connections = 32): Promise<WrkResult> {
+export async function wrk(t: Target, repo: string, seconds: number, options: { connections?: number; headers?: readonly string[] } = {}): Promise<WrkResult> {
+  const connections = options.connections ?? 32;
+  const headers = options.headers ?? [];
   const url = `${t.base}/v2/${repo}/manifests/latest`;
   const auth = t.credentials === undefined ? [] : ['-H', `Authorization: Basic ${Buffer.from(t.credentials).toString('base64')}`];
   const r = await exec(
     'wrk',
-    ['-c', String(connections), '-t', '2', '-d', `${seconds}s`, '--timeout', '10s', '--latency', '-H', `Accept: ${MANIFEST_TYPE}`, ...auth, url],
+    ['-c', String(connections), '-t', '2', '-d', `${seconds}s`, '--timeout', '10s', '--latency', '-H', `Accept: ${MANIFEST_TYPE}`, ...auth, ...headers.flatMap((h) => ['-H', h]), url],
     (seconds + 30) * 1000,
   );
   const out = r.stdout;

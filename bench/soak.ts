@@ -131,7 +131,7 @@ async function wrkBursts(target: Target, connections: number, until: number, tal
   for (let next = Date.now() + 10_000; next + WRK_SECONDS * 1000 + 10_000 < until; next += WRK_EVERY_MS) {
     await sleep(next - Date.now());
     try {
-      tally.done('wrk burst: manifest GET', (await wrk(target, REPO, WRK_SECONDS, connections)).requests);
+      tally.done('wrk burst: manifest GET', (await wrk(target, REPO, WRK_SECONDS, { connections })).requests);
     } catch (err) {
       tally.failed('wrk burst: manifest GET', err);
     }
