@@ -14,7 +14,7 @@ import { ensureTools, firstLine, frontFiles, logger, machineAndNode, scratch } f
 
 const USAGE = `Usage: npm run bench -- [options]
   --blob-mib N         size of the blob pulled and pushed (default 512)
-  --rounds N           alternating rounds per front (default 3)
+  --rounds N           alternating rounds per front (default 5)
   --wrk-seconds N      duration of each wrk run (default 10)
   --small-requests N   small requests between the two RSS readings (default 100000)
   --parallel-pulls N   simultaneous pulls while the gateway's peak RSS is sampled (default 8)
@@ -25,7 +25,7 @@ Quick run: npm run bench -- --blob-mib 64 --rounds 1 --wrk-seconds 3 --small-req
 const { values: flags } = parseArgs({
   options: {
     'blob-mib': { type: 'string', default: '512' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     'wrk-seconds': { type: 'string', default: '10' },
     'small-requests': { type: 'string', default: '100000' },
     'parallel-pulls': { type: 'string', default: '8' },
@@ -285,14 +285,19 @@ async function main(): Promise<number> {
     // The table.
     const fmt = (n: number, digits = 0) => n.toFixed(digits);
     const checks: { what: string; ok: boolean; detail: string }[] = [];
-    const lines = ['| measure (median) | registry-gateway | nginx | gateway / nginx | target | |', '| --- | ---: | ---: | ---: | --- | --- |'];
+    const lines = [
+      '| measure (median) | registry-gateway | nginx | gateway / nginx: median of the rounds (ratio of the medians) | target | |',
+      '| --- | ---: | ---: | ---: | --- | --- |',
+    ];
     for (const row of Object.values(rows)) {
       const g = median(row.gateway);
       const n = median(row.nginx);
-      const ratio = g / n;
+      // Each round measures both fronts back to back: its ratio is what drift between rounds
+      // cannot move, and the median of those is the run's ratio.
+      const ratio = median(row.gateway.map((value, i) => value / row.nginx[i]!));
       const ok = row.minRatio === undefined ? null : ratio >= row.minRatio;
-      if (ok !== null) checks.push({ what: row.label, ok, detail: `${ratio.toFixed(2)}× nginx, target ≥ ${row.minRatio}×` });
-      lines.push(`| ${row.label} | ${fmt(g, row.digits)} | ${fmt(n, row.digits)} | ${ratio.toFixed(2)}× | ${row.minRatio === undefined ? '' : `≥ ${row.minRatio}×`} | ${ok === null ? '' : ok ? 'met' : '**MISSED**'} |`);
+      if (ok !== null) checks.push({ what: row.label, ok, detail: `${ratio.toFixed(2)}× nginx (ratio of the medians ${(g / n).toFixed(2)}×), target ≥ ${row.minRatio}×` });
+      lines.push(`| ${row.label} | ${fmt(g, row.digits)} | ${fmt(n, row.digits)} | ${ratio.toFixed(2)}× (${(g / n).toFixed(2)}×) | ${row.minRatio === undefined ? '' : `≥ ${row.minRatio}×`} | ${ok === null ? '' : ok ? 'met' : '**MISSED**'} |`);
     }
     const rssOk = parallel.gateway.peak.rssMiB <= 150;
     const growth = after.rssMiB - before.rssMiB;
@@ -348,7 +353,9 @@ Gateway RSS (MiB) after each 5 s run of small requests, from ${fmt(before.rssMiB
   fronts use the same certificate, htpasswd file (written by Apache's \`htpasswd -B -C 10\` and
   \`-m\`) and upstream; neither writes an access log.
 - Rounds alternate gateway, nginx, gateway, nginx, ... for each measure, so drift hits both; the
-  table shows medians.
+  table shows each front's median, and as the ratio the median of the rounds' own ratios (each
+  round measures both fronts back to back, so a slow patch of the machine moves both of its
+  numbers), with the ratio of the two medians beside it. Targets are checked on the former.
 - Pull: \`curl --cacert ... -u bcrypt10:... -o /dev/null\` of a ${opts.blobMib} MiB random blob;
   MB/s = 10^6 bytes per second over curl's total time; a wrong status or short transfer fails the run.
   Each front first serves the blob once, checked against its digest (a warm-up, as after \`docker login\`).
