@@ -180,6 +180,8 @@ describe('skopeo through the gateway', { timeout: 60_000 }, () => {
   it('reports an unavailable registry, and serves it again once it is back', async () => {
     await stack.registry.halt();
     try {
+      // The manifest was served moments ago: for the cache's TTL the gateway may still answer it.
+      await new Promise((resolve) => setTimeout(resolve, stack.config.manifestCacheMs + 100));
       const down = await sk(['inspect', '--raw', '--cert-dir', stack.pki.trustDir, '--creds', alice(), ref('team/app:1')]);
       expect(down.code).not.toBe(0);
       // The gateway answers 502 itself rather than hanging or dropping the connection.
