@@ -5,8 +5,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
-import { trustInstructions, writeCertificateSet, writeClientCertificate } from '../tls/cert-files.js';
+import { trustInstructions, writeCertificateSet, writeClientCertificate, writeServerCertificate } from '../tls/cert-files.js';
 import { LEAF_DAYS, describeCertificate, normalizeServerNames } from '../tls/certificates.js';
+import { describeConstraints, parseCaDomains, readNameConstraints } from '../tls/name-constraints.js';
 
 export const CERTS_USAGE = `Usage: registry-gateway certs <command> [options]
 
@@ -15,6 +16,7 @@ and client certificates for mutual TLS.
 
 Commands:
   init    make a CA and a server certificate (certs/ca.crt, ca.key, server.crt, server.key)
+  server  issue a new server certificate from the CA made by init (new names, or renewal)
   show    describe the certificate the gateway serves, and warn when it expires soon
   client  issue a client certificate from the CA made by init
 
@@ -24,15 +26,36 @@ Run registry-gateway certs <command> --help for its options.
 const INIT_USAGE = `Usage: registry-gateway certs init --host NAME|--ip ADDR ... [options]
 
 Makes a private CA (RSA 3072, 10 years) and a server certificate signed by it (RSA 2048) for every
-name and address given, then prints how to make clients trust the CA.
+name and address given, then prints how to make clients trust the CA. The CA carries name
+constraints: it can sign only for those names (each with the names under it), those addresses,
+and the --ca-domain suffixes, so its key cannot impersonate other sites.
 
 Options:
-  --host NAME   DNS name clients use (repeatable; a wildcard like *.example.com is allowed)
+  --host NAME         DNS name clients use (repeatable; a wildcard like *.example.com is allowed)
+  --ip ADDR           IPv4 or IPv6 address clients use (repeatable)
+  --ca-domain SUFFIX  a DNS suffix such as example.com the CA may also sign for, with every name
+                      under it, for names added later (repeatable or comma-separated)
+  --out DIR           where to write ca.crt, ca.key, server.crt, server.key (default: certs)
+  --days N            validity of the server certificate in days (default: ${LEAF_DAYS})
+  --port N            the port clients use, for the trust paths printed (default: 443)
+  --force             replace files that already exist
+  -h, --help          show this help
+`;
+
+const SERVER_USAGE = `Usage: registry-gateway certs server --host NAME|--ip ADDR ... [options]
+
+Issues a new server certificate (RSA 2048) from the CA in DIR (ca.crt and ca.key, made by init)
+and writes DIR/server.crt and DIR/server.key: for new names, or before the old one expires.
+Clients that trust the CA need no change, and a running gateway takes it up within seconds.
+Every name must lie within the CA's name constraints (certs show --cert DIR/ca.crt lists them);
+for others, make a new CA with certs init --force.
+
+Options:
+  --host NAME   DNS name clients use (repeatable)
   --ip ADDR     IPv4 or IPv6 address clients use (repeatable)
-  --out DIR     where to write ca.crt, ca.key, server.crt, server.key (default: certs)
-  --days N      validity of the server certificate in days (default: ${LEAF_DAYS})
-  --port N      the port clients use, for the trust paths printed (default: 443)
-  --force       replace files that already exist
+  --out DIR     the folder holding ca.crt and ca.key (default: certs)
+  --days N      validity in days (default: ${LEAF_DAYS})
+  --force       replace server.crt and server.key if they exist
   -h, --help    show this help
 `;
 
@@ -78,6 +101,8 @@ export async function certs(argv: string[], env: NodeJS.ProcessEnv = process.env
     switch (command) {
       case 'init':
         return await init(rest);
+      case 'server':
+        return await server(rest);
       case 'show':
         return await show(rest, env);
       case 'client':
@@ -106,6 +131,7 @@ async function init(argv: string[]): Promise<number> {
   const flags = parse('init', argv, {
     host: { type: 'string', multiple: true },
     ip: { type: 'string', multiple: true },
+    'ca-domain': { type: 'string', multiple: true },
     out: { type: 'string' },
     days: { type: 'string' },
     port: { type: 'string' },
@@ -117,25 +143,61 @@ async function init(argv: string[]): Promise<number> {
   if (hosts.length === 0 && ips.length === 0) {
     throw new GatewayError('USAGE', 'give at least one --host NAME or --ip ADDR: the names clients will use to reach the gateway');
   }
+  const caDomains = parseCaDomains(strings(flags['ca-domain']));
+  if (caDomains.problems.length > 0) throw new GatewayError('USAGE', `--ca-domain: ${caDomains.problems.join('; ')}`);
   const dir = text(flags.out) ?? DEFAULT_DIR;
   const days = count('--days', text(flags.days), 36_500);
   const port = count('--port', text(flags.port), 65_535) ?? 443;
-  const files = await writeCertificateSet(dir, { hosts, ips, days, force: flags.force === true });
+  const files = await writeCertificateSet(dir, { hosts, ips, days, force: flags.force === true, caDomains: caDomains.domains });
   const server = describeCertificate(await readFile(files.serverCert, 'utf8'));
   const column = Math.max(...Object.values(files).map((f) => f.length));
   const row = (file: string, what: string) => `  ${file.padEnd(column)}  ${what}\n`;
   process.stdout.write(
     'Wrote\n' +
       row(files.caCert, 'the CA certificate: every client must trust it (see below)') +
-      row(files.caKey, 'the CA private key (mode 0600): keep it secret, it signs certificates') +
+      row(files.caKey, 'the CA private key (mode 0600): it signs certificates; the server does not need it (keep it offline, see below)') +
       row(files.serverCert, `the server certificate for ${server.sans.join(', ')}, then the CA`) +
       row(files.serverKey, 'the server private key (mode 0600)') +
       `The server certificate is valid until ${server.notAfter.toISOString()}.\n` +
+      `The CA can sign only for ${limitsOf(await readFile(files.caCert, 'utf8'))}.\n` +
       serveHint(dir, files.serverCert, files.serverKey) +
       '\n' +
       trustInstructions(files.caCert, trustNames(hosts, ips), port),
   );
   return 0;
+}
+
+async function server(argv: string[]): Promise<number> {
+  const flags = parse('server', argv, {
+    host: { type: 'string', multiple: true },
+    ip: { type: 'string', multiple: true },
+    out: { type: 'string' },
+    days: { type: 'string' },
+    force: { type: 'boolean' },
+  });
+  if (flags.help === true) return help(SERVER_USAGE);
+  const hosts = strings(flags.host);
+  const ips = strings(flags.ip);
+  if (hosts.length === 0 && ips.length === 0) {
+    throw new GatewayError('USAGE', 'give at least one --host NAME or --ip ADDR: the names clients will use to reach the gateway');
+  }
+  const dir = text(flags.out) ?? DEFAULT_DIR;
+  const days = count('--days', text(flags.days), 36_500);
+  const files = await writeServerCertificate(dir, { hosts, ips, days, force: flags.force === true });
+  const cert = describeCertificate(await readFile(files.cert, 'utf8'));
+  process.stdout.write(
+    `Wrote\n  ${files.cert.padEnd(files.key.length)}  the server certificate for ${cert.sans.join(', ')}, valid until ${cert.notAfter.toISOString()}, then the CA\n` +
+      `  ${files.key.padEnd(files.cert.length)}  its private key (mode 0600)\n` +
+      `Clients that trust ${join(dir, 'ca.crt')} accept it as they are; a running gateway serving these files takes it up within seconds.\n` +
+      `Trust paths for a name new to clients (certs.d/HOST:PORT, without :PORT for 443) are as certs init printed them.\n`,
+  );
+  return 0;
+}
+
+/** What a CA may sign for, from its certificate. */
+function limitsOf(caPem: string): string {
+  const constraints = readNameConstraints(caPem);
+  return constraints === null ? 'any name: it has no name constraints' : describeConstraints(constraints);
 }
 
 /** The names as they went into the certificate: lower case, each once. */
@@ -154,7 +216,8 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const flags = parse('show', argv, { cert: { type: 'string' } });
   if (flags.help === true) return help(SHOW_USAGE);
   const [file, source] = certSource(text(flags.cert), env);
-  const summary = describeCertificate(await readCertificate(file, source));
+  const pem = await readCertificate(file, source);
+  const summary = describeCertificate(pem);
   const now = Date.now();
   // Rounded up: a certificate made with --days 10 a moment ago reads "10 days from now".
   const daysLeft = Math.ceil((summary.notAfter.getTime() - now) / DAY_MS);
@@ -165,7 +228,8 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       `issuer       ${summary.issuer}\n` +
       `not before   ${summary.notBefore.toISOString()}\n` +
       `not after    ${summary.notAfter.toISOString()}${daysLeft > 0 ? ` (${plural(daysLeft, 'day')} from now)` : ''}\n` +
-      `SHA-256      ${summary.fingerprint256}\n`,
+      `SHA-256      ${summary.fingerprint256}\n` +
+      (summary.isCa ? `may sign     ${caLimits(file, pem)}\n` : ''),
   );
   if (summary.notAfter.getTime() <= now) {
     process.stderr.write(`registry-gateway certs: the certificate in ${file} expired on ${summary.notAfter.toISOString()}; renew it\n`);
@@ -179,6 +243,18 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stdout.write(`WARNING: the certificate expires in ${plural(daysLeft, 'day')}, on ${summary.notAfter.toISOString()}; renew it before then\n`);
   }
   return 0;
+}
+
+/** A CA's name constraints in words; a CA made before they existed says how to get them. */
+function caLimits(file: string, pem: string): string {
+  try {
+    const constraints = readNameConstraints(pem);
+    return constraints === null
+      ? "for any name: it has no name constraints (registry-gateway certs init makes a CA limited to the registry's names)"
+      : `only for ${describeConstraints(constraints)}`;
+  } catch {
+    return `unknown: the name constraints in ${file} cannot be read`;
+  }
 }
 
 /** The same precedence as serve: the flag, then the variable, then the default path. */

@@ -40,6 +40,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     if (keyMode !== null) {
       log.warn({ key: config.tls.keyFile, mode: keyMode }, `the private key ${config.tls.keyFile} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${config.tls.keyFile}`);
     }
+    if (cluster.isPrimary) for (const warning of config.tls.warnings) log.warn({ cert: config.tls.certFile }, warning);
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
     const gateway = await startGateway(config, { logger: log, listening });

@@ -6,7 +6,7 @@ import { formatAccessProblem, readAccessFile } from '../access/policy.js';
 import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import { GatewayError } from '../errors.js';
 import { makeDefaultCertificateIfMissing, type GeneratedCertificate } from '../tls/auto.js';
-import { loadClientCa, loadTlsFiles } from '../tls/load.js';
+import { loadClientCa, loadTlsFiles, unconstrainedCaWarning } from '../tls/load.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
 import type { Config } from './types.js';
 import {
@@ -19,6 +19,7 @@ import {
   parseUpstream,
   parseWorkers,
   parseCount,
+  parseCaDomainList,
   type Parsed,
 } from './validate.js';
 
@@ -79,10 +80,14 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
   const freeFailures = take('login-attempts', (text) => parseCount(text, 1000));
   const maxDelayMs = take('login-backoff-max', parseSeconds);
 
+  const caDomains = take('ca-domain', parseCaDomainList);
+
   const certFile = values['tls-cert'].value!;
   const keyFile = values['tls-key'].value!;
   let generated: GeneratedCertificate | null = null;
-  if (values['tls-cert'].isDefault && values['tls-key'].isDefault) {
+  // A bad --ca-domain must not leave a CA on disk made without it.
+  const caDomainsOk = values['ca-domain'].value === null || caDomains !== null;
+  if (values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk) {
     try {
       generated = await makeDefaultCertificateIfMissing({
         certFile,
@@ -90,6 +95,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
         publicUrl,
         extraSans: (values['tls-san'].value ?? '').split(','),
         port: publicUrl ? Number(publicUrl.port || 443) : (listen?.port ?? 8443),
+        caDomains: caDomains ?? [],
       });
     } catch (err) {
       problems.push(`${label('tls-cert')}: no certificate at ${certFile}, and making one failed: ${(err as Error).message}`);
@@ -124,6 +130,7 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
       clientCa: clientCa?.pem ?? null,
       generated,
       hstsMaxAge,
+      warnings: Object.freeze([unconstrainedCaWarning(tls.files.cert, certFile)].filter((w): w is string => w !== null)),
     }),
     htpasswdFile,
     users: htpasswd.users,

@@ -15,6 +15,7 @@ export const SERVE_OPTIONS = [
   { flag: 'tls-key', env: 'GATEWAY_TLS_KEY', value: 'FILE', default: 'certs/server.key', help: 'PEM private key of that certificate' },
   { flag: 'tls-client-ca', env: 'GATEWAY_TLS_CLIENT_CA', value: 'FILE', default: null, help: 'require client certificates signed by this CA (mutual TLS); basic auth still applies' },
   { flag: 'tls-san', env: 'GATEWAY_TLS_SANS', value: 'NAMES', default: null, help: 'extra comma-separated names/addresses for a certificate the gateway makes itself' },
+  { flag: 'ca-domain', env: 'GATEWAY_CA_DOMAIN', value: 'SUFFIXES', default: null, help: 'comma-separated DNS suffixes (e.g. example.com) a CA the gateway makes may also sign for, besides the certificate\'s own names' },
   { flag: 'hsts-max-age', env: 'GATEWAY_HSTS_MAX_AGE', value: 'SECONDS', default: '31536000', help: 'Strict-Transport-Security max-age on every response; 0 turns the header off' },
   { flag: 'htpasswd', env: 'GATEWAY_HTPASSWD', value: 'FILE', default: './htpasswd', help: 'users, as written by Apache htpasswd (bcrypt, SHA-256/512 crypt, apr1 or {SHA})' },
   { flag: 'access', env: 'GATEWAY_ACCESS', value: 'FILE', default: null, help: 'who may pull, push and delete which repositories (YAML, reloaded on change); without it every user may do everything' },

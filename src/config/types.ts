@@ -34,6 +34,8 @@ export interface Config {
     readonly generated: GeneratedCertificate | null;
     /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
     readonly hstsMaxAge: number;
+    /** One-line warnings about the certificate in use, for the primary process to log at start. */
+    readonly warnings: readonly string[];
   };
   readonly htpasswdFile: string;
   /** Users as parsed at start-up. */

@@ -2,6 +2,7 @@
 // that says what is wrong and what to do; the caller prefixes the flag and variable names.
 
 import { availableParallelism } from 'node:os';
+import { parseCaDomains } from '../tls/name-constraints.js';
 import type { LogLevel } from './types.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
@@ -99,4 +100,10 @@ export function parseWorkers(text: string, cpus = availableParallelism()): Parse
   const count = Number(trimmed);
   if (!/^\d+$/.test(trimmed) || count < 1 || count > MAX_WORKERS) return bad(`"${text}" is not auto or a number of processes from 1 to ${MAX_WORKERS}`);
   return ok(count);
+}
+
+/** Comma-separated DNS suffixes a CA the gateway makes may also sign for (`--ca-domain`). */
+export function parseCaDomainList(text: string): Parsed<string[]> {
+  const { domains, problems } = parseCaDomains([text]);
+  return problems.length === 0 ? ok(domains) : bad(problems.join('; '));
 }

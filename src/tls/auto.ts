@@ -6,6 +6,7 @@ import { access } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { GatewayError } from '../errors.js';
 import { trustInstructions, writeCertificateSet } from './cert-files.js';
 import { normalizeServerNames } from './certificates.js';
 
@@ -25,6 +26,8 @@ export interface AutoCertificateInput {
   readonly extraSans: readonly string[];
   /** The port clients use, for the trust paths (`certs.d/HOST:PORT`). */
   readonly port: number;
+  /** `--ca-domain` suffixes (checked) the new CA may sign for besides the certificate's names. */
+  readonly caDomains?: readonly string[];
 }
 
 function isUsableHostName(name: string): boolean {
@@ -48,6 +51,20 @@ export function autoCertificateNames(publicUrl: URL | null, extraSans: readonly 
   return { hosts: unique.filter((e) => isIP(e) === 0), ips: unique.filter((e) => isIP(e) !== 0) };
 }
 
+/**
+ * A CA without a server certificate: clients may trust it already, so a new CA (which they would
+ * have to trust anew) is not made behind their back; the way to a certificate from it is shown.
+ */
+async function refuseLoneCa(dir: string, caFile: string): Promise<void> {
+  const caKey = join(dir, 'ca.key');
+  const found = [(await exists(caFile)) ? caFile : null, (await exists(caKey)) ? caKey : null].filter((f) => f !== null);
+  if (found.length === 0) return;
+  throw new GatewayError(
+    'CERTS_EXIST',
+    `${found.join(' and ')} exist${found.length === 1 ? 's' : ''} but no server certificate: issue one from that CA with registry-gateway certs server --out ${dir} --host NAME --ip ADDR (clients that trust it need no change), or move ${dir}/ca.* away to have a new CA made on the next start`,
+  );
+}
+
 async function exists(file: string): Promise<boolean> {
   return access(file).then(
     () => true,
@@ -60,8 +77,9 @@ export async function makeDefaultCertificateIfMissing(input: AutoCertificateInpu
   const dir = dirname(input.certFile);
   const laidOutAsInit = dirname(input.keyFile) === dir && basename(input.certFile) === 'server.crt' && basename(input.keyFile) === 'server.key';
   if (!laidOutAsInit || (await exists(input.certFile)) || (await exists(input.keyFile))) return null;
-  const { hosts, ips } = autoCertificateNames(input.publicUrl, input.extraSans);
-  await writeCertificateSet(dir, { hosts, ips });
   const caFile = join(dir, 'ca.crt');
+  await refuseLoneCa(dir, caFile);
+  const { hosts, ips } = autoCertificateNames(input.publicUrl, input.extraSans);
+  await writeCertificateSet(dir, { hosts, ips, caDomains: input.caDomains ?? [] });
   return { caFile, hosts, ips, instructions: trustInstructions(caFile, [...hosts, ...ips], input.port) };
 }

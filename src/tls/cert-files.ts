@@ -2,11 +2,13 @@
 // keys readable by their owner only, never a half-written file, and how clients come to trust the CA.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import { GatewayError } from '../errors.js';
 import { CA_DAYS, createCa, createClientCertificate, createServerCertificate, normalizeServerNames, type KeyAndCert } from './certificates.js';
+import { constraintsFor, describeConstraints, readNameConstraints } from './name-constraints.js';
 
 export interface CertificateSetOptions {
   hosts: readonly string[];
@@ -14,6 +16,8 @@ export interface CertificateSetOptions {
   /** Validity of the server certificate; the CA lasts at least 10 years, and never less than it. */
   days?: number;
   force?: boolean;
+  /** DNS suffixes the CA may also sign for (already checked, see parseCaDomains). */
+  caDomains?: readonly string[];
 }
 
 export interface CertificateSetFiles {
@@ -30,7 +34,7 @@ const DIR_MODE = 0o700;
 /** Writes ca.crt, ca.key, server.crt (leaf then CA) and server.key into dir. */
 export async function writeCertificateSet(dir: string, options: CertificateSetOptions): Promise<CertificateSetFiles> {
   // Bad names fail before existing files are looked at or any key is made.
-  normalizeServerNames(options.hosts, options.ips);
+  const names = normalizeServerNames(options.hosts, options.ips);
   const files: CertificateSetFiles = {
     caCert: join(dir, 'ca.crt'),
     caKey: join(dir, 'ca.key'),
@@ -38,7 +42,9 @@ export async function writeCertificateSet(dir: string, options: CertificateSetOp
     serverKey: join(dir, 'server.key'),
   };
   if (options.force !== true) await refuseExisting(Object.values(files));
-  const ca = createCa({ days: Math.max(CA_DAYS, options.days ?? 0) });
+  // The CA may sign for these names (and --ca-domain suffixes) only: its key lies beside the
+  // server's, and must not be a key to every other site for the machines that trust it.
+  const ca = createCa({ days: Math.max(CA_DAYS, options.days ?? 0), constraints: constraintsFor(names, options.caDomains ?? []) });
   const server = createServerCertificate(ca, { hosts: options.hosts, ips: options.ips, days: options.days });
   await ensureDir(dir);
   await writeAll([
@@ -46,6 +52,27 @@ export async function writeCertificateSet(dir: string, options: CertificateSetOp
     { file: files.caCert, text: ca.cert, mode: CERT_MODE },
     { file: files.serverKey, text: server.key, mode: KEY_MODE },
     { file: files.serverCert, text: server.cert, mode: CERT_MODE },
+  ]);
+  return files;
+}
+
+/**
+ * Issues a new server.crt and server.key in dir from the CA already there (dir/ca.crt + ca.key),
+ * so clients that trust it need no change: for new names, or a certificate about to expire.
+ * Names outside the CA's name constraints are refused (CA_UNUSABLE) before anything is written.
+ */
+export async function writeServerCertificate(
+  dir: string,
+  options: { hosts: readonly string[]; ips: readonly string[]; days?: number; force?: boolean },
+): Promise<{ cert: string; key: string }> {
+  normalizeServerNames(options.hosts, options.ips);
+  const ca = await readCa(dir);
+  const files = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+  if (options.force !== true) await refuseExisting([files.cert, files.key]);
+  const server = createServerCertificate(ca, { hosts: options.hosts, ips: options.ips, days: options.days });
+  await writeAll([
+    { file: files.key, text: server.key, mode: KEY_MODE },
+    { file: files.cert, text: server.cert, mode: CERT_MODE },
   ]);
   return files;
 }
@@ -68,7 +95,10 @@ export async function writeClientCertificate(
   return files;
 }
 
-/** Copy-pasteable commands that make Docker, podman/skopeo, containerd and the system trust the CA for each name. */
+/**
+ * Copy-pasteable commands that make Docker, podman/skopeo, containerd and the system trust the CA
+ * for each name: the per-registry folders first, since they trust the CA for that registry only.
+ */
 export function trustInstructions(caFile: string, names: string[], port: number): string {
   const addresses = names.map((name) => registryAddress(name, port));
   const ca = shellWord(caFile);
@@ -77,6 +107,7 @@ export function trustInstructions(caFile: string, names: string[], port: number)
     `Trust the CA (${caFile}) on every machine that pushes or pulls. On another machine, copy ${basename(caFile)} there and`,
     `use its path there in place of ${caFile}.`,
     '',
+    'Preferred: the per-registry folders, which trust the CA for this registry address only.',
     'Docker (reads certs.d on every connection: no daemon restart needed):',
     ...install('/etc/docker/certs.d'),
     '',
@@ -86,17 +117,33 @@ export function trustInstructions(caFile: string, names: string[], port: number)
     'containerd (ctr --hosts-dir, nerdctl, and the CRI plugin when config_path is /etc/containerd/certs.d):',
     ...install('/etc/containerd/certs.d'),
     '',
-    'The system store (curl, browsers; running programs such as dockerd see it after a restart):',
+    'Only if other programs must reach the registry too: the system store. Then every TLS client on the machine',
+    `(curl, browsers, package managers; dockerd after a restart) trusts certificates this CA signs, ${constraintNote(caFile)}`,
     `  Debian, Ubuntu:  sudo install -m 644 ${ca} /usr/local/share/ca-certificates/registry-gateway.crt && sudo update-ca-certificates`,
     `  RHEL, Fedora:    sudo install -m 644 ${ca} /etc/pki/ca-trust/source/anchors/registry-gateway.crt && sudo update-ca-trust`,
     '',
     'Check it:',
     ...addresses.map((a) => `  curl --cacert ${ca} ${shellWord(`https://${a}/healthz`)}`),
+    '',
+    `The CA key ${join(dirname(caFile), 'ca.key')} signs certificates; the gateway serves without it. Keep it offline:`,
+    `move it off this machine and bring it back only to issue certificates (registry-gateway certs server, certs client).`,
   ];
   if (names.some(isLoopback)) {
     lines.push('', 'Docker does not verify certificates of registries on 127.0.0.0/8 (localhost included): it treats them as insecure.');
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** What the CA's name constraints limit that trust to, read back from the CA file as written. */
+function constraintNote(caFile: string): string {
+  let limits: string | null = null;
+  try {
+    const constraints = readNameConstraints(readFileSync(caFile, 'utf8'));
+    limits = constraints === null ? null : describeConstraints(constraints);
+  } catch {
+    limits = null;
+  }
+  return limits === null ? 'for any site:' : `limited by its name constraints to ${limits}:`;
 }
 
 /** What clients write before the image path: no port for 443, IPv6 in brackets. */
@@ -131,6 +178,12 @@ async function readCa(dir: string): Promise<KeyAndCert> {
   const certFile = join(dir, 'ca.crt');
   const keyFile = join(dir, 'ca.key');
   const [cert, key] = await Promise.all([readIfPresent(certFile), readIfPresent(keyFile)]);
+  if (cert !== null && key === null) {
+    throw new GatewayError(
+      'CA_MISSING',
+      `${keyFile} is missing (kept offline?): only the CA key can sign. Put it back (mode 0600) to issue this certificate, then move it away again; registry-gateway certs init --force would instead make a new CA that every client must trust anew`,
+    );
+  }
   if (cert === null || key === null) {
     const missing = [cert === null ? certFile : null, key === null ? keyFile : null].filter((f) => f !== null).join(' and ');
     throw new GatewayError('CA_MISSING', `no CA in ${dir}: ${missing} missing; run registry-gateway certs init first (with --out ${dir})`);

@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { createRequire } from 'node:module';
 import type Forge from 'node-forge';
 import { GatewayError } from '../errors.js';
+import { NAME_CONSTRAINTS_OID, describeConstraints, encodeNameConstraints, namesOutside, readNameConstraints, type LeafNames, type NameConstraints } from './name-constraints.js';
 
 // node-forge is large (about 11 MiB once loaded) and only needed to issue certificates: loaded on
 // first use, so `serve`, and each of its worker processes, does not pay for it.
@@ -26,6 +27,8 @@ export interface KeyAndCert {
 
 export interface CaOptions {
   commonName?: string;
+  /** The names the CA may sign for (see name-constraints.ts); without them it may sign for any. */
+  constraints?: NameConstraints;
   days?: number;
   now?: Date;
 }
@@ -62,7 +65,13 @@ const MAX_DAYS = 36_500;
 /** notBefore is this far in the past, so a client whose clock runs a little slow still accepts a fresh certificate. */
 const CLOCK_SKEW_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
-const DEFAULT_CA_NAME = 'registry-gateway CA';
+export const DEFAULT_CA_NAME = 'registry-gateway CA';
+/**
+ * The common name of a server certificate with no host name. Not its IP address: OpenSSL reads a
+ * dotted common name as a DNS name when a certificate has no DNS subjectAltName and checks it
+ * against the CA's DNS constraints, which an address-only CA excludes altogether.
+ */
+const ADDRESS_ONLY_SERVER_NAME = 'registry-gateway server';
 
 export function createCa(options: CaOptions = {}): KeyAndCert {
   const days = checkDays(options.days, CA_DAYS);
@@ -77,6 +86,10 @@ export function createCa(options: CaOptions = {}): KeyAndCert {
       { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
       { name: 'subjectKeyIdentifier' },
+      // RFC 5280 says critical: a client that cannot enforce the limits must refuse the CA.
+      ...(options.constraints === undefined
+        ? []
+        : [{ id: NAME_CONSTRAINTS_OID, critical: true, value: encodeNameConstraints(options.constraints).toString('binary') }]),
     ],
     signingKeyPem: keys.privateKey,
   });
@@ -87,12 +100,12 @@ export function createCa(options: CaOptions = {}): KeyAndCert {
 export function createServerCertificate(ca: KeyAndCert, options: ServerCertOptions): KeyAndCert {
   const names = normalizeServerNames(options.hosts, options.ips);
   const days = checkDays(options.days, LEAF_DAYS);
-  const commonName = names.hosts[0] ?? names.ips[0]!.text;
+  const commonName = names.hosts[0] ?? ADDRESS_ONLY_SERVER_NAME;
   const altNames = [
     ...names.hosts.map((host) => ({ type: 2, value: host })),
     ...names.ips.map((ip) => ({ type: 7, value: ip.bytes.toString('binary') })),
   ];
-  return issueLeaf(ca, options.now ?? new Date(), days, commonName, [
+  return issueLeaf(ca, options.now ?? new Date(), days, { dns: names.hosts, ips: names.ips, commonName }, [
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
     { name: 'subjectAltName', altNames },
@@ -102,7 +115,7 @@ export function createServerCertificate(ca: KeyAndCert, options: ServerCertOptio
 export function createClientCertificate(ca: KeyAndCert, options: { name: string; days?: number; now?: Date }): KeyAndCert {
   const days = checkDays(options.days, LEAF_DAYS);
   if (options.name.trim() === '') throw new GatewayError('CERT_CLIENT_NAME_INVALID', 'the client certificate name is empty');
-  return issueLeaf(ca, options.now ?? new Date(), days, options.name, [
+  return issueLeaf(ca, options.now ?? new Date(), days, { dns: [], ips: [], commonName: options.name }, [
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', clientAuth: true },
   ]);
@@ -264,11 +277,12 @@ interface CertificateDraft {
   signingKeyPem: string;
 }
 
-function issueLeaf(ca: KeyAndCert, now: Date, days: number, commonName: string, usage: object[]): KeyAndCert {
+function issueLeaf(ca: KeyAndCert, now: Date, days: number, names: LeafNames, usage: object[]): KeyAndCert {
   const issuer = openCa(ca, now);
+  refuseNamesOutside(issuer.pem, names);
   const keys = rsaKeyPair(LEAF_KEY_BITS);
   const leaf = signCertificate({
-    commonName,
+    commonName: names.commonName,
     publicKeyPem: keys.publicKey,
     validity: validityWindow(now, days, issuer.notAfter),
     issuer: issuer.cert,
@@ -298,6 +312,29 @@ function signCertificate(draft: CertificateDraft): string {
   cert.setExtensions(draft.extensions);
   cert.sign(forge().pki.privateKeyFromPem(draft.signingKeyPem), forge().md.sha256.create());
   return forge().pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+}
+
+/**
+ * A certificate with a name outside its CA's name constraints would be refused by every client
+ * (Docker, containerd, curl, Node): say so now, and what to do, rather than write it.
+ */
+function refuseNamesOutside(caPem: string, names: LeafNames): void {
+  let constraints: NameConstraints | null;
+  try {
+    constraints = readNameConstraints(caPem);
+  } catch {
+    throw new GatewayError('CA_UNUSABLE', 'the CA cannot sign: its name constraints extension cannot be read');
+  }
+  if (constraints === null) return;
+  const outside = namesOutside(constraints, names);
+  if (outside.length === 0) return;
+  const clientOnly = names.dns.length === 0 && names.ips.length === 0;
+  throw new GatewayError(
+    'CA_UNUSABLE',
+    clientOnly
+      ? `the CA cannot sign for "${names.commonName}": with its dots it reads as a host name to OpenSSL, which checks it against the CA's name constraints (${describeConstraints(constraints)}) and would refuse it; choose a name without dots, like ${names.commonName.replace(/\./g, '-')}`
+      : `the CA cannot sign for ${outside.join(', ')}: it is limited by name constraints to ${describeConstraints(constraints)}, and clients would refuse the certificate. Make a new CA that covers every name (registry-gateway certs init --force with each --host/--ip, and --ca-domain SUFFIX for a whole domain), then trust the new ca.crt on every client`,
+  );
 }
 
 /** The CA's own subjectKeyIdentifier when it has one, so chain building by key id finds it. */

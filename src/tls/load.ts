@@ -4,6 +4,9 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { DEFAULT_CA_NAME } from './certificates.js';
+import { readNameConstraints } from './name-constraints.js';
 
 export interface TlsFilesInput {
   readonly certFile: string;
@@ -107,4 +110,28 @@ export function exposedKeyMode(file: string): string | null {
   } catch {
     return null; // unreadable files are reported by loading
   }
+}
+
+/**
+ * One line to log at start when the certificate was signed by a CA this gateway made before its
+ * CAs carried name constraints (found in the chain it serves, so ca.crt may be anywhere): such a
+ * CA's key can sign for any site. Null for a limited CA, or one the gateway did not make.
+ */
+export function unconstrainedCaWarning(chainPem: string, certFile: string): string | null {
+  const [leafPem, ...rest] = chainPem.match(PEM_CERT) ?? [];
+  if (leafPem === undefined) return null;
+  try {
+    const leaf = new X509Certificate(leafPem);
+    for (const pem of rest) {
+      const ca = new X509Certificate(pem);
+      const madeHere = ca.ca && ca.subject === `CN=${DEFAULT_CA_NAME}` && ca.issuer === ca.subject && leaf.checkIssued(ca);
+      if (!madeHere) continue;
+      if (readNameConstraints(pem) !== null) return null;
+      const dir = dirname(certFile);
+      return `the CA that signed ${certFile} has no name constraints, so whoever holds its key can sign for any site to the machines that trust it; make one limited to this registry's names (registry-gateway certs init --force --out ${dir} --host NAME --ip ADDR [--ca-domain SUFFIX], or empty ${dir} and restart), then trust the new ca.crt on every client`;
+    }
+  } catch {
+    return null; // an unreadable chain is reported by loading, or served as given
+  }
+  return null;
 }

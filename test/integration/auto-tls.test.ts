@@ -1,7 +1,7 @@
 // `serve` with no certificate at its default paths makes one, and real clients trust it through
 // the CA it names; explicitly given paths are never replaced.
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +24,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function serve(cwd: string, args: string[]) {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function serve(cwd: string, args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -79,6 +79,79 @@ describe('auto-TLS', () => {
     expect(await readFile(join(dir, 'certs', 'server.crt'), 'utf8')).toBe(before);
   });
 
+  it('limits the CA it made to the certificate\'s names by critical name constraints', async () => {
+    const openssl = requireTool('openssl');
+    const text = (await run(openssl, ['x509', '-in', join(dir, 'certs', 'ca.crt'), '-noout', '-ext', 'nameConstraints'])).stdout;
+    expect(text).toContain('X509v3 Name Constraints: critical');
+    expect(text).toMatch(/Permitted:\s+DNS:localhost\s/);
+    expect(text).toContain('IP:127.0.0.1/255.255.255.255');
+    expect(text).not.toContain('Excluded');
+  });
+
+  it('keeps serving when ca.key was moved off the volume: the server needs only server.crt and server.key', async () => {
+    const certs = join(dir, 'certs');
+    const offline = join(dir, 'ca.key.offline');
+    const before = await readFile(join(certs, 'server.crt'), 'utf8');
+    await rename(join(certs, 'ca.key'), offline);
+    try {
+      const port = await freePort();
+      const gw = serve(dir, ['--listen', `127.0.0.1:${port}`, '--upstream', registry.url]);
+      await listening(gw);
+      const curl = await run(requireTool('curl'), ['-sS', '--cacert', join(certs, 'ca.crt'), `https://localhost:${port}/healthz`]);
+      gw.child.kill('SIGTERM');
+      expect(await gw.exit).toBe(0);
+      expect(curl.code, curl.stderr).toBe(0);
+      expect(gw.output()).not.toContain('one was made');
+      expect(await readFile(join(certs, 'server.crt'), 'utf8')).toBe(before);
+      expect((await readdir(certs)).sort()).toEqual(['ca.crt', 'server.crt', 'server.key']);
+    } finally {
+      await rename(offline, join(certs, 'ca.key'));
+    }
+  });
+
+  it('takes GATEWAY_CA_DOMAIN into the CA it makes', async () => {
+    const fresh = await mkdtemp(join(tmpdir(), 'rgw-auto-domain-'));
+    try {
+      const gw = serve(fresh, ['--listen', '127.0.0.1:0', '--upstream', registry.url, '--htpasswd', join(dir, 'htpasswd')], { GATEWAY_CA_DOMAIN: 'corp.example' });
+      await listening(gw);
+      gw.child.kill('SIGTERM');
+      expect(await gw.exit).toBe(0);
+      const text = (await run(requireTool('openssl'), ['x509', '-in', join(fresh, 'certs', 'ca.crt'), '-noout', '-ext', 'nameConstraints'])).stdout;
+      expect(text).toContain('DNS:corp.example');
+      expect(gw.output()).toContain('limited by its name constraints to DNS names');
+      expect(gw.output()).toContain('Preferred: the per-registry folders');
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('a bad GATEWAY_CA_DOMAIN is a configuration error naming it, and no CA is made without it', async () => {
+    const fresh = await mkdtemp(join(tmpdir(), 'rgw-auto-bad-domain-'));
+    try {
+      const gw = serve(fresh, ['--listen', '127.0.0.1:0', '--htpasswd', join(dir, 'htpasswd')], { GATEWAY_CA_DOMAIN: '*.corp.example' });
+      expect(await gw.exit).toBe(2);
+      expect(gw.output()).toContain('GATEWAY_CA_DOMAIN: "*.corp.example": write it as corp.example');
+      await expect(stat(join(fresh, 'certs'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('with a CA but no server certificate, makes no new CA behind the clients\' back and says how to issue one', async () => {
+    const fresh = await mkdtemp(join(tmpdir(), 'rgw-auto-lone-ca-'));
+    try {
+      await mkdir(join(fresh, 'certs'));
+      await copyFile(join(dir, 'certs', 'ca.crt'), join(fresh, 'certs', 'ca.crt'));
+      await copyFile(join(dir, 'certs', 'ca.key'), join(fresh, 'certs', 'ca.key'));
+      const gw = serve(fresh, ['--listen', '127.0.0.1:0', '--htpasswd', join(dir, 'htpasswd')]);
+      expect(await gw.exit).toBe(2);
+      expect(gw.output()).toContain('registry-gateway certs server --out certs');
+      expect((await readdir(join(fresh, 'certs'))).sort()).toEqual(['ca.crt', 'ca.key']);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('never replaces a certificate path given explicitly: a missing one is an error', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'rgw-auto-explicit-'));
     try {
@@ -92,3 +165,10 @@ describe('auto-TLS', () => {
     }
   });
 });
+
+async function listening(gw: ReturnType<typeof serve>): Promise<void> {
+  while (!gw.output().includes('registry-gateway listening')) {
+    if (gw.child.exitCode !== null) throw new Error(gw.output());
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -140,6 +140,25 @@ describe('certs init', () => {
     expect(init.stdout).toContain('does not verify certificates of registries on 127.0.0.0/8');
   });
 
+  test('recommends the per-registry folders first, and says what the system store means and where the CA key is', () => {
+    const preferred = init.stdout.indexOf('Preferred: the per-registry folders');
+    expect(preferred).toBeGreaterThan(-1);
+    expect(preferred).toBeLessThan(init.stdout.indexOf('/etc/docker/certs.d/'));
+    expect(init.stdout.indexOf('/etc/docker/certs.d/')).toBeLessThan(init.stdout.indexOf('update-ca-certificates'));
+    expect(init.stdout).toContain('every TLS client on the machine');
+    expect(init.stdout).toContain('limited by its name constraints to DNS names registry.example.com, localhost and the names under them; addresses 10.0.0.5, fd00::5');
+    expect(init.stdout).toContain(`The CA key ${join(dir, 'ca.key')} signs certificates; the gateway serves without it. Keep it offline`);
+  });
+
+  test('the CA carries critical name constraints for exactly the names given, and says so', async () => {
+    const text = (await runOk(openssl, ['x509', '-in', join(dir, 'ca.crt'), '-noout', '-ext', 'nameConstraints'])).stdout;
+    expect(text).toContain('X509v3 Name Constraints: critical');
+    expect(text).toMatch(/Permitted:\s+DNS:registry\.example\.com\s+DNS:localhost\s+IP:10\.0\.0\.5\/255\.255\.255\.255\s+IP:FD00:0:0:0:0:0:0:5\/FFFF/);
+    expect(init.stdout).toContain('The CA can sign only for DNS names registry.example.com, localhost and the names under them; addresses 10.0.0.5, fd00::5.');
+    const shown = await runCerts(['show', '--cert', join(dir, 'ca.crt')]);
+    expect(shown.stdout).toContain('may sign     only for DNS names registry.example.com, localhost');
+  });
+
   test('on the default port 443 the trust paths carry no port, as Docker and podman look them up', async () => {
     const other = freshDir();
     const result = await initOk(other, '--host', 'registry.example.com');
@@ -215,6 +234,9 @@ describe('certs init with bad input', () => {
     [['--host', 'a.example', '--bogus'], '--bogus', 'certs init --help'],
     [['--host'], '--host', 'argument missing'],
     [['--host', 'a.example', 'stray'], 'stray', 'certs init --help'],
+    [['--host', 'a.example', '--ca-domain', 'com'], '--ca-domain', 'single label'],
+    [['--host', 'a.example', '--ca-domain', 'example.com,*.example.org'], '--ca-domain', 'write it as example.org'],
+    [['--host', 'a.example', '--ca-domain', '10.0.0.0'], '--ca-domain', 'IP address'],
   ])('%j exits 2 naming %s', async (args, flag, detail) => {
     const dir = freshDir();
     const result = await runCerts(['init', '--out', dir, ...args]);
@@ -223,6 +245,69 @@ describe('certs init with bad input', () => {
     expect(result.stderr).toContain(flag);
     expect(result.stderr).toContain(detail);
     expect(() => statSync(dir)).toThrow(/ENOENT/); // nothing made
+  });
+});
+
+describe('certs init --ca-domain', () => {
+  test('lets the CA also sign for the suffixes (repeated or comma-separated), which certs server then uses', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com', '--ca-domain', 'corp.example,Lab.Example', '--ca-domain', 'corp.example');
+    const text = (await runOk(openssl, ['x509', '-in', join(dir, 'ca.crt'), '-noout', '-ext', 'nameConstraints'])).stdout;
+    expect(text).toMatch(/Permitted:\s+DNS:registry\.example\.com\s+DNS:corp\.example\s+DNS:lab\.example\s+Excluded:/);
+    const reissued = await runCerts(['server', '--out', dir, '--host', 'registry.corp.example', '--force']);
+    expect(reissued, reissued.stderr).toMatchObject({ code: 0, stderr: '' });
+    await runOk(openssl, ['verify', '-CAfile', join(dir, 'ca.crt'), '-verify_hostname', 'registry.corp.example', firstCert(join(dir, 'server.crt'))]);
+  });
+});
+
+describe('certs server', () => {
+  test('re-issues the server certificate from the same CA, which clients already trust', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com', '--host', 'localhost', '--ip', '10.0.0.5');
+    const before = snapshot(dir);
+    const refused = await runCerts(['server', '--out', dir, '--host', 'localhost']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('--force');
+    const result = await runCerts(['server', '--out', dir, '--host', 'localhost', '--ip', '10.0.0.5', '--days', '30', '--force']);
+    expect(result, result.stderr).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toContain('the server certificate for DNS:localhost, IP:10.0.0.5');
+    const after = snapshot(dir);
+    expect(after['ca.crt']).toBe(before['ca.crt']);
+    expect(after['ca.key']).toBe(before['ca.key']);
+    expect(after['server.crt']).not.toBe(before['server.crt']);
+    expect(mode(join(dir, 'server.key'))).toBe(0o600);
+    await runOk(openssl, ['verify', '-CAfile', join(dir, 'ca.crt'), '-verify_ip', '10.0.0.5', firstCert(join(dir, 'server.crt'))]);
+  });
+
+  test('refuses a name outside the CA\'s constraints, saying to make a new CA, and writes nothing', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com');
+    const before = snapshot(dir);
+    const result = await runCerts(['server', '--out', dir, '--host', 'registry.example.org', '--force']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('the CA cannot sign for registry.example.org');
+    expect(result.stderr).toContain('DNS name registry.example.com and the names under it (no IP address)');
+    expect(result.stderr).toContain('certs init --force');
+    expect(result.stderr).toContain('--ca-domain');
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test('without ca.key (kept offline) says to bring it back, and writes nothing', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com');
+    rmSync(join(dir, 'ca.key'));
+    const before = snapshot(dir);
+    const result = await runCerts(['server', '--out', dir, '--host', 'registry.example.com', '--force']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${join(dir, 'ca.key')} is missing (kept offline?)`);
+    expect(result.stderr).toContain('Put it back');
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test('needs a name', async () => {
+    const result = await runCerts(['server', '--out', freshDir()]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--host NAME or --ip ADDR');
   });
 });
 
@@ -329,6 +414,13 @@ describe('certs client', () => {
     expect(result.stderr).toContain('registry-gateway certs init');
   });
 
+  test('refuses a dotted name, which OpenSSL would check as a host name against the CA\'s constraints', async () => {
+    const result = await runCerts(['client', '--name', 'ci.runner', '--out', dir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('like ci-runner');
+    expect(readdirSync(dir)).not.toContain('ci.runner.cert');
+  });
+
   test('an EC CA made with openssl (the manual recipe) is refused with a clear reason', async () => {
     const pki = await makeTestPki(join(freshDir(), 'pki'), { hosts: ['registry.example.com'], ips: [] });
     const result = await runCerts(['client', '--name', 'alice', '--out', pki.dir]);
@@ -353,8 +445,9 @@ describe('certs client', () => {
 
 describe('help', () => {
   test.each([
-    [['--help'], ['init', 'show', 'client']],
-    [['init', '--help'], ['--host NAME', '--ip ADDR', '--out DIR', '--days N', '--port N', '--force']],
+    [['--help'], ['init', 'server', 'show', 'client']],
+    [['init', '--help'], ['--host NAME', '--ip ADDR', '--ca-domain SUFFIX', '--out DIR', '--days N', '--port N', '--force', 'cannot impersonate other sites']],
+    [['server', '--help'], ['--host NAME', '--ip ADDR', '--out DIR', '--days N', '--force', 'certs init --force']],
     [['show', '-h'], ['--cert FILE', 'GATEWAY_TLS_CERT', '30 days']],
     [['client', '--help'], ['--name NAME', '--out DIR', 'NAME.cert']],
   ])('%j prints its usage and exits 0', async (args, words) => {

@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.js';
 import { GatewayError } from '../../../src/errors.js';
 import { writeHtpasswd } from '../../helpers/htpasswd.js';
+import { createCa, createServerCertificate, normalizeServerNames } from '../../../src/tls/certificates.js';
+import { constraintsFor } from '../../../src/tls/name-constraints.js';
 import { makeExpiredCert, makeMismatchedPair, makeTestPki, type TestPki } from '../../helpers/pki.js';
 
 let dir: string;
@@ -127,5 +129,31 @@ describe('loadConfig', () => {
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(/^--htpasswd: .*bad-htpasswd:2: user "alice"/);
     expect(problems[0]).not.toContain('abcdefghijklmnop');
+  });
+
+  it('warns, in one line, about a certificate from a gateway-made CA without name constraints, and only then', async () => {
+    const write = async (name: string, constrained: boolean) => {
+      const ca = createCa(constrained ? { constraints: constraintsFor(normalizeServerNames(['localhost'], ['127.0.0.1']), []) } : {});
+      const server = createServerCertificate(ca, names);
+      const cert = join(dir, `${name}.crt`);
+      const key = join(dir, `${name}.key`);
+      await writeFile(cert, server.cert);
+      await writeFile(key, server.key, { mode: 0o600 });
+      return ['--tls-cert', cert, '--tls-key', key, '--htpasswd', htpasswd];
+    };
+    const old = await loadConfig(await write('old-ca', false), {});
+    expect(old.tls.warnings).toEqual([expect.stringMatching(/^the CA that signed .*old-ca\.crt has no name constraints, so whoever holds its key can sign for any site/)]);
+    expect(old.tls.warnings[0]).toContain('registry-gateway certs init --force');
+    expect(old.tls.warnings[0]).not.toContain('\n');
+    expect((await loadConfig(await write('limited-ca', true), {})).tls.warnings).toEqual([]);
+    // Not the gateway's own CA (another name, another key type): not its business.
+    expect((await loadConfig(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd], {})).tls.warnings).toEqual([]);
+  });
+
+  it('takes --ca-domain/GATEWAY_CA_DOMAIN and names it when a value is wrong', async () => {
+    const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
+    await expect(loadConfig([...files, '--ca-domain', 'corp.example,lab.example'], {})).resolves.toBeDefined();
+    expect(await problemsOf(files, { GATEWAY_CA_DOMAIN: 'corp.example,com' })).toEqual([expect.stringMatching(/^GATEWAY_CA_DOMAIN: "com" is a single label/)]);
+    expect(await problemsOf([...files, '--ca-domain', '.corp.example'])).toEqual([expect.stringMatching(/^--ca-domain: ".corp.example": write it as corp.example/)]);
   });
 });

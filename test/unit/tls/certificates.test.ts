@@ -7,8 +7,10 @@ import {
   createClientCertificate,
   createServerCertificate,
   describeCertificate,
+  normalizeServerNames,
   type KeyAndCert,
 } from '../../../src/tls/certificates.js';
+import { constraintsFor, readNameConstraints } from '../../../src/tls/name-constraints.js';
 
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
@@ -114,9 +116,10 @@ describe('createServerCertificate', () => {
     ]);
   });
 
-  test('takes the first IP as CN when there is no host, and lists a repeated name once', () => {
+  test('has a CN that is no DNS name when there is no host, and lists a repeated name once', () => {
+    // OpenSSL would check a dotted CN such as 192.0.2.7 against the CA's DNS name constraints.
     const x = leaf(createServerCertificate(ca, { hosts: [], ips: ['192.0.2.7', '::1', '0:0::1', '192.0.2.7'] }).cert);
-    expect(x.subject).toBe('CN=192.0.2.7');
+    expect(x.subject).toBe('CN=registry-gateway server');
     expect(describeCertificate(x.toString()).sans).toEqual(['IP:192.0.2.7', 'IP:::1']);
   });
 
@@ -241,5 +244,53 @@ describe('describeCertificate', () => {
     expect(thrownBy(() => describeCertificate(ca.key))).toEqual({ code: 'CERT_UNREADABLE', message: expect.stringContaining('no PEM certificate') });
     const broken = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
     expect(thrownBy(() => describeCertificate(broken)).code).toBe('CERT_UNREADABLE');
+  });
+});
+
+describe('a CA limited by name constraints', () => {
+  let limited: KeyAndCert;
+
+  beforeAll(() => {
+    const names = normalizeServerNames(['registry.example.com', '*.apps.example.net'], ['10.0.0.5']);
+    limited = createCa({ constraints: constraintsFor(names, ['corp.example']) });
+  });
+
+  test('carries them in the certificate, read back from its DER', () => {
+    expect(readNameConstraints(limited.cert)).toEqual({
+      permittedDns: ['registry.example.com', 'apps.example.net', 'corp.example'],
+      excludedDns: [],
+      permittedIps: [{ address: Buffer.from([10, 0, 0, 5]), mask: Buffer.from([255, 255, 255, 255]) }],
+      excludedIps: [],
+    });
+  });
+
+  test('signs for its names, the names under them and the --ca-domain suffix', () => {
+    const ok = createServerCertificate(limited, { hosts: ['registry.example.com', 'a.registry.example.com', '*.apps.example.net', 'x.corp.example'], ips: ['10.0.0.5'] });
+    expect(leaf(ok.cert).verify(new X509Certificate(limited.cert).publicKey)).toBe(true);
+  });
+
+  test.each([
+    [['www.example.com'], [], 'www.example.com'],
+    [['xregistry.example.com'], [], 'xregistry.example.com'],
+    [['*.example.com'], [], '*.example.com'],
+    [['registry.example.com'], ['10.0.0.6'], '10.0.0.6'],
+    [['registry.example.com'], ['fd00::5'], 'fd00::5'],
+  ])('refuses %j %j before signing, naming %s and the way out', (hosts, ips, outside) => {
+    const error = thrownBy(() => createServerCertificate(limited, { hosts, ips }));
+    expect(error.code).toBe('CA_UNUSABLE');
+    expect(error.message).toContain(`cannot sign for ${outside}`);
+    expect(error.message).toContain('certs init --force');
+    expect(error.message).toContain('--ca-domain');
+  });
+
+  test('issues client certificates, but not for a dotted name OpenSSL would take for a host', () => {
+    expect(leaf(createClientCertificate(limited, { name: 'ci-runner' }).cert).subject).toBe('CN=ci-runner');
+    const error = thrownBy(() => createClientCertificate(limited, { name: 'ci.runner' }));
+    expect(error).toEqual({ code: 'CA_UNUSABLE', message: expect.stringContaining('like ci-runner') });
+  });
+
+  test('a CA made without them (before they existed) still signs for any name', () => {
+    expect(readNameConstraints(ca.cert)).toBeNull();
+    expect(leaf(createServerCertificate(ca, { hosts: ['www.example.com'], ips: ['8.8.8.8'] }).cert).subject).toBe('CN=www.example.com');
   });
 });
