@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { parseBasicAuthorization } from './basic.js';
 import { createCredentialCache } from './credential-cache.js';
-import { apr1, costliestHash, equalStrings, sha1Hash, verifyApr1, verifySha1 } from './hashes.js';
+import { apr1, costliestHash, equalStrings, sha1Hash, verificationCost } from './hashes.js';
 import type { AuthResult, Credentials, HtpasswdUsers, PasswordHash } from './types.js';
 import { createWorkerPool, type WorkerPool } from './worker-pool.js';
 
@@ -31,22 +31,29 @@ export interface AuthStats {
 }
 
 export interface Authenticator {
-  /** Resolves to a result for missing, malformed, wrong or right credentials; rejects only on faults (AUTH_BUSY, AUTH_WORKER_FAILED). */
-  authenticate(authorization: string | undefined): Promise<AuthResult>;
+  /**
+   * Resolves to a result for missing, malformed, wrong or right credentials; rejects only on faults
+   * (AUTH_BUSY, AUTH_WORKER_FAILED). `client` (an address) is whom the verification queue is fair to.
+   */
+  authenticate(authorization: string | undefined, client?: string): Promise<AuthResult>;
   /**
    * The user, when this exact header succeeded recently: the synchronous path almost every request
    * of a push or pull takes. Undefined means "ask authenticate()", not "refused".
    */
   recall(authorization: string | undefined): string | undefined;
+  /** Whether a verification of this exact header is running: authenticate() would join it. */
+  verifying(authorization: string | undefined): boolean;
   /** Switches to a new user set; remembered successes and verifications in flight are forgotten. */
   replaceUsers(users: HtpasswdUsers): void;
   close(): Promise<void>;
   stats(): AuthStats;
 }
 
-/** One user set, with the dummy hash that unknown user names are checked against. */
+/** One user set, with the dummy hash that unknown user names (and cheap hashes) are checked against. */
 interface UserSet {
   users: HtpasswdUsers;
+  /** The cost (verificationCost) of the file's costliest entry. */
+  costliest: number;
   dummy: Promise<PasswordHash> | null;
 }
 
@@ -54,7 +61,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   const pool = createWorkerPool({ size: options.workers, maxQueue: options.maxQueue });
   const cache = createCredentialCache({ maxEntries: options.cacheEntries, ttlMs: options.cacheTtlMs });
   const counts: AuthStats = { verifications: 0, cacheHits: 0 };
-  let current: UserSet = { users: options.users, dummy: null };
+  let current = userSet(options.users);
 
   function recall(authorization: string | undefined): string | undefined {
     if (typeof authorization !== 'string' || authorization === '') return undefined;
@@ -64,22 +71,26 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     return user;
   }
 
-  async function authenticate(authorization: string | undefined): Promise<AuthResult> {
+  async function authenticate(authorization: string | undefined, client = ''): Promise<AuthResult> {
     const cachedUser = recall(authorization);
     if (cachedUser !== undefined) return { ok: true, user: cachedUser, cached: true };
     const parsed = parseBasicAuthorization(authorization);
     if (!parsed.ok) return { ok: false, reason: parsed.reason, user: parsed.user };
     const header = authorization as string;
-    return cache.share(header, () => verify(header, parsed.credentials));
+    return cache.share(header, () => verify(header, parsed.credentials, client));
   }
 
-  async function verify(header: string, { user, password }: Credentials): Promise<AuthResult> {
+  async function verify(header: string, { user, password }: Credentials, client: string): Promise<AuthResult> {
     const set = current;
     const known = set.users.get(user);
     // An unknown user costs the same work as a known one, so timing does not reveal user names.
-    const hash = known ?? (await dummyHash(set));
+    const hash = known ?? (await dummyHash(set, client));
+    // A hash cheaper than the file's costliest is checked alongside a dummy like the costliest,
+    // so its answer takes as long as theirs: timing tells a user with a cheap hash from neither an
+    // unknown user nor one with a costly hash.
+    const cheaper = known !== undefined && verificationCost(known) < set.costliest;
     const started = process.hrtime.bigint();
-    const matched = await checkPassword(pool, hash, password);
+    const [matched] = await Promise.all([checkPassword(pool, hash, password, client), cheaper ? checkDummy(set, client) : null]);
     counts.verifications++;
     options.onVerified?.(Number(process.hrtime.bigint() - started) / 1e9);
     if (!matched || known === undefined) return { ok: false, reason: 'mismatch', user };
@@ -88,8 +99,12 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     return { ok: true, user, cached: false };
   }
 
-  function dummyHash(set: UserSet): Promise<PasswordHash> {
-    set.dummy ??= makeDummyHash(pool, set.users).catch((err: unknown) => {
+  async function checkDummy(set: UserSet, client: string): Promise<boolean> {
+    return checkPassword(pool, await dummyHash(set, client), randomBytes(12).toString('base64'), client);
+  }
+
+  function dummyHash(set: UserSet, client: string): Promise<PasswordHash> {
+    set.dummy ??= makeDummyHash(pool, set.users, client).catch((err: unknown) => {
       set.dummy = null; // e.g. AUTH_BUSY: try again on the next unknown user
       throw err;
     });
@@ -99,8 +114,9 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   return {
     authenticate,
     recall,
+    verifying: (authorization) => typeof authorization === 'string' && cache.running(authorization),
     replaceUsers(users) {
-      current = { users, dummy: null };
+      current = userSet(users);
       cache.clear();
     },
     async close() {
@@ -111,32 +127,39 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   };
 }
 
-function checkPassword(pool: WorkerPool, hash: PasswordHash, password: string): Promise<boolean> {
+function userSet(users: HtpasswdUsers): UserSet {
+  const costliest = costliestHash(users.values());
+  return { users, costliest: costliest === null ? 0 : verificationCost(costliest), dummy: null };
+}
+
+/** Every hash is computed in a worker thread: even apr1's 1000 MD5 rounds on a long password stall a loop. */
+async function checkPassword(pool: WorkerPool, hash: PasswordHash, password: string, client: string): Promise<boolean> {
   switch (hash.kind) {
     case 'bcrypt':
-      return pool.compare(password, hash.hash);
+      return pool.compare(password, hash.hash, client);
     case 'sha-crypt':
-      return pool.shaCrypt(password, hash.hash).then((computed) => equalStrings(computed, hash.hash));
+      return equalStrings(await pool.run<string>({ op: 'sha-crypt', password, setting: hash.hash }, client), hash.hash);
     case 'apr1':
-      return Promise.resolve(verifyApr1(password, hash.hash));
+      return equalStrings(await pool.run<string>({ op: 'apr1', password, setting: hash.hash }, client), hash.hash);
     case 'sha1':
-      return Promise.resolve(verifySha1(password, hash.hash));
+      return equalStrings(await pool.run<string>({ op: 'sha1', password }, client), hash.hash);
   }
 }
+
 
 /**
  * A hash of a random password, made like the entry of the file that is the most expensive to
  * check (bcrypt at its cost, SHA-crypt with its rounds, apr1 or {SHA}).
  */
-async function makeDummyHash(pool: WorkerPool, users: HtpasswdUsers): Promise<PasswordHash> {
+async function makeDummyHash(pool: WorkerPool, users: HtpasswdUsers, client: string): Promise<PasswordHash> {
   const secret = randomBytes(24).toString('base64');
   const costliest = costliestHash(users.values());
   switch (costliest?.kind) {
     case 'bcrypt':
-      return { ...costliest, hash: await pool.hash(secret, costliest.cost) };
+      return { ...costliest, hash: await pool.hash(secret, costliest.cost, client) };
     case 'sha-crypt': {
       const setting = `$${costliest.digest === 'sha256' ? 5 : 6}$rounds=${costliest.rounds}$${randomBytes(8).toString('hex')}`;
-      return { ...costliest, hash: await pool.shaCrypt(secret, setting) };
+      return { ...costliest, hash: await pool.shaCrypt(secret, setting, client) };
     }
     case 'apr1':
       return { kind: 'apr1', hash: apr1(secret, randomBytes(4).toString('hex')) };

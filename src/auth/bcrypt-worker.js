@@ -1,9 +1,11 @@
-// Runs bcrypt and SHA-crypt in a worker thread so a verification (tens to hundreds of milliseconds
-// of pure computation) never blocks the gateway's event loop. Plain JavaScript: Node 20 cannot load
+// Runs every password hash (bcrypt, SHA-crypt, apr1, {SHA}) in a worker thread so a verification
+// (microseconds to hundreds of milliseconds of pure computation, on input a stranger chose) never
+// blocks the gateway's event loop. Plain JavaScript: Node 20 cannot load
 // TypeScript in a worker, and the same file serves both the sources and dist/.
 //
 // Protocol: the pool sends one task at a time, { op: 'compare', password, hash },
-// { op: 'hash', password, cost } or { op: 'sha-crypt', password, setting }, and receives
+// { op: 'hash', password, cost }, { op: 'sha-crypt', password, setting }, { op: 'apr1', password,
+// setting } or { op: 'sha1', password }, and receives
 // { ok: true, value } or { ok: false, message }.
 // bcryptjs truncates passwords to 72 UTF-8 bytes exactly as Apache's htpasswd does, so long
 // passwords set with htpasswd keep working.
@@ -12,6 +14,7 @@ import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import bcrypt from 'bcryptjs';
+import { apr1, apr1Salt, sha1Hash } from './apr1.js';
 import { shaCrypt } from './sha-crypt.js';
 
 if (parentPort === null) throw new Error('bcrypt-worker.js must run in a worker thread');
@@ -38,6 +41,10 @@ function run(task) {
       return bcrypt.hashSync(task.password, task.cost);
     case 'sha-crypt':
       return shaCrypt(task.password, task.setting);
+    case 'apr1':
+      return apr1(task.password, apr1Salt(task.setting));
+    case 'sha1':
+      return sha1Hash(task.password);
     default:
       throw new Error(`unknown task ${String(task.op)}`);
   }

@@ -25,6 +25,8 @@ export interface CredentialCache {
    * its outcome is shared. A clear() while it runs detaches it: later callers start afresh.
    */
   share<T>(authorization: string, verify: () => Promise<T>): Promise<T>;
+  /** Whether a verification of this header is running now (a call to share() would join it). */
+  running(authorization: string): boolean;
   /** Forgets every entry and every verification in flight. */
   clear(): void;
   readonly size: number;
@@ -75,6 +77,10 @@ export function createCredentialCache(options: CredentialCacheOptions = {}): Cre
     return promise;
   }
 
+  function running(authorization: string): boolean {
+    return inFlight.size > 0 && inFlight.has(keyOf(authorization));
+  }
+
   function clear(): void {
     entries.clear();
     // A fresh table, so a verification started before the clear cannot be joined after it.
@@ -85,6 +91,7 @@ export function createCredentialCache(options: CredentialCacheOptions = {}): Cre
     get,
     set,
     share,
+    running,
     clear,
     get size() {
       return entries.size;

@@ -1,9 +1,13 @@
-// Recognising htpasswd hash formats, and verifying the two fast ones (apr1, {SHA}).
-// bcrypt and SHA-crypt verification is slow and runs in worker threads (see worker-pool.ts).
+// Recognising htpasswd hash formats, their relative cost, and constant-time comparison. The
+// gateway computes every hash in worker threads (see worker-pool.ts); the synchronous verifiers
+// here serve the CLI.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { apr1, apr1Salt, sha1Hash } from './apr1.js';
 import { SHA_CRYPT_MIN_ROUNDS } from './sha-crypt.js';
 import type { PasswordHash } from './types.js';
+
+export { apr1, sha1Hash };
 
 const RECREATE = 're-create the entry with `registry-gateway htpasswd add <user>` or Apache\'s `htpasswd -B <file> <user>`';
 
@@ -162,22 +166,14 @@ export function costliestHash(hashes: Iterable<PasswordHash>): PasswordHash | nu
   return costliest;
 }
 
-/** Checks a password against an apr1 hash already accepted by identifyHash. */
+/** Checks a password against an apr1 hash already accepted by identifyHash (CLI use; the gateway checks in worker threads). */
 export function verifyApr1(password: string, hash: string): boolean {
-  const salt = hash.slice('$apr1$'.length, hash.lastIndexOf('$'));
-  return equalStrings(apr1(password, salt), hash);
+  return equalStrings(apr1(password, apr1Salt(hash)), hash);
 }
 
-/** Checks a password against a {SHA} hash already accepted by identifyHash. */
+/** Checks a password against a {SHA} hash already accepted by identifyHash (CLI use; the gateway checks in worker threads). */
 export function verifySha1(password: string, hash: string): boolean {
-  const expected = Buffer.from(hash.slice('{SHA}'.length), 'base64');
-  const actual = createHash('sha1').update(password, 'utf8').digest();
-  return expected.length === actual.length && timingSafeEqual(expected, actual);
-}
-
-/** A {SHA} hash of the password, as `htpasswd -s` writes it. */
-export function sha1Hash(password: string): string {
-  return `{SHA}${createHash('sha1').update(password, 'utf8').digest('base64')}`;
+  return equalStrings(sha1Hash(password), hash);
 }
 
 /** Constant-time comparison of a computed crypt string with the stored one. */
@@ -185,56 +181,4 @@ export function equalStrings(a: string, b: string): boolean {
   const x = Buffer.from(a, 'utf8');
   const y = Buffer.from(b, 'utf8');
   return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/**
- * APR1 (Apache's MD5 crypt variant) over the password's UTF-8 bytes, exactly as `htpasswd -m`
- * computes it. The apache-md5 package feeds JavaScript strings to MD5 as 'ascii' (one byte per
- * UTF-16 unit, high bits dropped), so any non-ASCII password would never verify with it.
- */
-export function apr1(password: string, salt: string): string {
-  const pw = Buffer.from(password, 'utf8');
-  const saltBytes = Buffer.from(salt, 'utf8');
-  const magic = Buffer.from('$apr1$');
-  const alternate = md5(pw, saltBytes, pw);
-  const parts: Buffer[] = [pw, magic, saltBytes];
-  for (let left = pw.length; left > 0; left -= 16) parts.push(alternate.subarray(0, Math.min(left, 16)));
-  for (let i = pw.length; i > 0; i >>= 1) parts.push((i & 1) === 1 ? Buffer.alloc(1) : pw.subarray(0, 1));
-  let digest = md5(...parts);
-  // The 1000 rounds exist only to slow the hash down; the mixing pattern is Apache's.
-  for (let i = 0; i < 1000; i++) {
-    digest = md5(
-      (i & 1) === 1 ? pw : digest,
-      i % 3 !== 0 ? saltBytes : Buffer.alloc(0),
-      i % 7 !== 0 ? pw : Buffer.alloc(0),
-      (i & 1) === 1 ? digest : pw,
-    );
-  }
-  return `$apr1$${salt}$${encodeApr1Digest(digest)}`;
-}
-
-function md5(...parts: Buffer[]): Buffer {
-  const h = createHash('md5');
-  for (const part of parts) h.update(part);
-  return h.digest();
-}
-
-const APR1_ORDER = [
-  [0, 6, 12],
-  [1, 7, 13],
-  [2, 8, 14],
-  [3, 9, 15],
-  [4, 10, 5],
-] as const;
-
-function encodeApr1Digest(d: Buffer): string {
-  let out = '';
-  for (const [a, b, c] of APR1_ORDER) out += to64((d[a]! << 16) | (d[b]! << 8) | d[c]!, 4);
-  return out + to64(d[11]!, 2);
-}
-
-function to64(value: number, count: number): string {
-  let out = '';
-  for (let i = 0; i < count; i++, value >>= 6) out += CRYPT64[value & 63];
-  return out;
 }

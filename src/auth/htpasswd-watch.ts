@@ -1,12 +1,14 @@
 // Keeps the authenticator's users in step with the htpasswd file: an edit, or a config manager
 // replacing the file, takes effect within a couple of seconds; a broken file keeps the last good
-// users in force and says which line is at fault.
+// users in force and says which line is at fault. A file emptied or deleted is taken at its word
+// once it stays so for EMPTY_SETTLE_MS: nobody is let in any more (revoking everyone must not
+// fail open), while a file caught for a moment between truncation and rewrite changes nothing.
 
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Authenticator } from './authenticator.js';
-import { formatHtpasswdProblem, readHtpasswdFile } from './htpasswd.js';
+import { formatHtpasswdProblem, readHtpasswdFile, type ParsedHtpasswd } from './htpasswd.js';
 
 // Polling, not fs.watch: it survives the file being replaced by rename, and editors' tricks.
 const POLL_INTERVAL_MS = 1000;
@@ -14,17 +16,19 @@ const POLL_INTERVAL_MS = 1000;
 // would see no users at all. A read counts only when the file did not change around it.
 const SETTLE_MS = 100;
 const SETTLE_TRIES = 20;
+/** How long the file must stay empty or missing before no user is let in. */
+export const EMPTY_SETTLE_MS = 5_000;
 
 const fingerprint = (s: Stats) => `${s.ino}:${s.size}:${s.mtimeMs}`;
 
 /** Reads the file once it holds still: unchanged from before the read until SETTLE_MS after it. */
-async function readSettled(file: string): ReturnType<typeof readHtpasswdFile> {
+async function readSettled(file: string): Promise<ParsedHtpasswd & { print: string | null }> {
   for (let i = 0; ; i++) {
     const before = await stat(file).then(fingerprint, () => null);
     const parsed = await readHtpasswdFile(file);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const after = await stat(file).then(fingerprint, () => null);
-    if (before === after || i === SETTLE_TRIES) return parsed;
+    if (before === after || i === SETTLE_TRIES) return { ...parsed, print: after };
   }
 }
 
@@ -36,21 +40,40 @@ export interface HtpasswdWatch {
 
 export function watchHtpasswd(file: string, authenticator: Authenticator, log: Logger): HtpasswdWatch {
   let reloading = Promise.resolve(true);
+  /** Since when the file has been empty or missing, as it is now; null while it has users. */
+  let emptySince: { print: string | null; at: number; applied: boolean } | null = null;
+  let recheck: NodeJS.Timeout | null = null;
 
   const reloadOnce = async (): Promise<boolean> => {
-    const { users, problems } = await readSettled(file);
+    const { users, problems, print } = await readSettled(file);
+    // Missing (no stat) or without a single user and without a broken line: emptied on purpose,
+    // or caught half-written.
+    if (users.size === 0 && (print === null || problems.length === 0)) return whenEmpty(print);
+    emptySince = null;
     if (problems.length > 0) {
       log.error({ htpasswd: file, problems: problems.map(formatHtpasswdProblem) }, 'htpasswd file not reloaded: keeping the previous users');
       return false;
     }
-    if (users.size === 0) {
-      // Far more often a file caught half-written (or emptied by mistake) than a wish to lock
-      // everyone out, which stopping the gateway does better.
-      log.error({ htpasswd: file }, 'htpasswd file not reloaded: it has no users; keeping the previous users');
-      return false;
-    }
     authenticator.replaceUsers(users);
     log.info({ htpasswd: file, users: users.size }, 'htpasswd file reloaded');
+    return true;
+  };
+
+  const whenEmpty = (print: string | null): boolean => {
+    const at = Date.now();
+    if (emptySince === null || emptySince.print !== print) emptySince = { print, at, applied: false };
+    if (emptySince.applied) return true;
+    const state = print === null ? 'missing' : 'empty';
+    const left = emptySince.at + EMPTY_SETTLE_MS - at;
+    if (left > 0) {
+      log.warn({ htpasswd: file }, `htpasswd file is ${state}: keeping the previous users unless it stays ${state} for ${EMPTY_SETTLE_MS / 1000} s`);
+      if (recheck !== null) clearTimeout(recheck);
+      recheck = setTimeout(() => void reload(), left).unref();
+      return false;
+    }
+    emptySince.applied = true;
+    authenticator.replaceUsers(new Map());
+    log.error({ htpasswd: file }, `htpasswd file is ${state}: no user can log in until it has users again`);
     return true;
   };
   // Serialise reloads so an older read never overwrites a newer one.
@@ -60,5 +83,11 @@ export function watchHtpasswd(file: string, authenticator: Authenticator, log: L
     if (current.mtimeMs !== previous.mtimeMs || current.ino !== previous.ino || current.size !== previous.size) void reload();
   };
   watchFile(file, { interval: POLL_INTERVAL_MS, persistent: false }, onChange);
-  return { reload, close: () => unwatchFile(file, onChange) };
+  return {
+    reload,
+    close: () => {
+      if (recheck !== null) clearTimeout(recheck);
+      unwatchFile(file, onChange);
+    },
+  };
 }

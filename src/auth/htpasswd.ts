@@ -3,6 +3,7 @@
 // Unlike them, every line we cannot use is reported, so a typo never silently locks a user out.
 
 import { readFile } from 'node:fs/promises';
+import { MAX_USER_BYTES } from './basic.js';
 import { identifyHash } from './hashes.js';
 import type { HtpasswdProblem, PasswordHash } from './types.js';
 
@@ -46,6 +47,10 @@ function parseLine(t: string): { user: string; hash: PasswordHash } | { user: st
   const user = t.slice(0, colon);
   const hash = t.slice(colon + 1);
   if (user === '') return { user: null, reason: 'the user name before ":" is empty' };
+  const userBytes = Buffer.byteLength(user);
+  if (userBytes > MAX_USER_BYTES) {
+    return { user: null, reason: `the user name is ${userBytes} bytes long; the gateway refuses names over ${MAX_USER_BYTES} bytes before any check, so it could never log in; shorten it` };
+  }
   if (/\s$/.test(user)) {
     return { user, reason: 'the user name ends with whitespace, which would be part of the name; remove it' };
   }

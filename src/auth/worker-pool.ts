@@ -1,5 +1,10 @@
-// A small pool of worker threads for bcrypt and SHA-crypt, with a bounded wait queue so a flood of login
-// attempts turns into fast AUTH_BUSY failures instead of unbounded memory and latency.
+// A small pool of worker threads for every password hash, with a bounded wait queue so a flood of
+// login attempts turns into fast AUTH_BUSY failures instead of unbounded memory and latency.
+//
+// The queue is shared fairly between clients (the caller says who asks): waiting tasks are taken
+// round-robin, one client at a time, and when the queue is full a newcomer takes the place of the
+// newest task of the client holding the most places. One client's burst therefore delays each
+// other client by at most one task per client waiting, and never turns their logins into 503.
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -18,24 +23,31 @@ export interface WorkerPoolOptions {
 
 export interface WorkerPool {
   /** bcrypt comparison of a password with a bcrypt hash, off the main thread. */
-  compare(password: string, hash: string): Promise<boolean>;
+  compare(password: string, hash: string, client?: string): Promise<boolean>;
   /** A new bcrypt hash of the password at the given cost, off the main thread. */
-  hash(password: string, cost: number): Promise<string>;
+  hash(password: string, cost: number, client?: string): Promise<string>;
   /** The SHA-crypt string of the password under a `$5$`/`$6$` setting (or whole hash), off the main thread. */
-  shaCrypt(password: string, setting: string): Promise<string>;
+  shaCrypt(password: string, setting: string, client?: string): Promise<string>;
+  /** Any task; `client` is whom the queue is fair to. */
+  run<T>(message: Message, client?: string): Promise<T>;
   /** Terminates every thread; waiting and running tasks fail with AUTH_WORKER_FAILED. */
   close(): Promise<void>;
   /** Threads running now (started on demand, ended after idleMs without work). */
   threads(): number;
+  /** Tasks waiting for a thread. */
+  queued(): number;
 }
 
-type Message =
+export type Message =
   | { op: 'compare'; password: string; hash: string }
   | { op: 'hash'; password: string; cost: number }
-  | { op: 'sha-crypt'; password: string; setting: string };
+  | { op: 'sha-crypt'; password: string; setting: string }
+  | { op: 'apr1'; password: string; setting: string }
+  | { op: 'sha1'; password: string };
 
 interface Task {
   message: Message;
+  client: string;
   resolve(value: unknown): void;
   reject(err: Error): void;
 }
@@ -59,17 +71,17 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   const workerUrl = options.workerUrl ?? DEFAULT_WORKER;
   const idleMs = Math.max(0, options.idleMs ?? 10_000);
   const slots = new Set<Slot>();
-  const queue: Task[] = [];
+  const queue = createFairQueue();
   let closed = false;
 
-  function submit<T>(message: Message): Promise<T> {
+  function submit<T>(message: Message, client = ''): Promise<T> {
     if (closed) return Promise.reject(new GatewayError('AUTH_WORKER_FAILED', 'password verification pool is closed'));
     return new Promise<T>((resolve, reject) => {
-      const task: Task = { message, resolve: resolve as (value: unknown) => void, reject };
+      const task: Task = { message, client, resolve: resolve as (value: unknown) => void, reject };
       const slot = idleSlot();
-      if (slot !== null) run(slot, task);
-      else if (queue.length < maxQueue) queue.push(task);
-      else reject(new GatewayError('AUTH_BUSY', `more than ${maxQueue} password verifications are waiting`));
+      if (slot !== null) return run(slot, task);
+      const pushedOut = queue.push(task, maxQueue);
+      pushedOut?.reject(new GatewayError('AUTH_BUSY', `more than ${maxQueue} password verifications are waiting`));
     });
   }
 
@@ -144,7 +156,7 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   async function close(): Promise<void> {
     closed = true;
     const failure = new GatewayError('AUTH_WORKER_FAILED', 'password verification pool is closed');
-    for (const task of queue.splice(0)) task.reject(failure);
+    for (const task of queue.drain()) task.reject(failure);
     for (const slot of slots) if (slot.idleTimer !== null) clearTimeout(slot.idleTimer);
     const workers = [...slots].map((slot) => slot.worker);
     // terminate() makes each thread emit 'exit', which fails the task it was running.
@@ -152,10 +164,74 @@ export function createWorkerPool(options: WorkerPoolOptions = {}): WorkerPool {
   }
 
   return {
-    compare: (password, hash) => submit<boolean>({ op: 'compare', password, hash }),
-    hash: (password, cost) => submit<string>({ op: 'hash', password, cost }),
-    shaCrypt: (password, setting) => submit<string>({ op: 'sha-crypt', password, setting }),
+    compare: (password, hash, client) => submit<boolean>({ op: 'compare', password, hash }, client),
+    hash: (password, cost, client) => submit<string>({ op: 'hash', password, cost }, client),
+    shaCrypt: (password, setting, client) => submit<string>({ op: 'sha-crypt', password, setting }, client),
+    run: submit,
     close,
     threads: () => slots.size,
+    queued: () => queue.size,
+  };
+}
+
+interface FairQueue {
+  /**
+   * Queues the task; when `limit` tasks already wait, returns the one pushed out: the newest of
+   * the client with the most waiting, or the newcomer itself when that is its own client.
+   */
+  push(task: Task, limit: number): Task | null;
+  /** The next task, taking clients in turn. */
+  shift(): Task | undefined;
+  drain(): Task[];
+  readonly size: number;
+}
+
+function createFairQueue(): FairQueue {
+  // Map order is the round: a client whose task is taken goes to the back if it has more.
+  const byClient = new Map<string, Task[]>();
+  let size = 0;
+
+  function largest(): [string, Task[]] | null {
+    let best: [string, Task[]] | null = null;
+    for (const entry of byClient) if (best === null || entry[1].length > best[1].length) best = entry;
+    return best;
+  }
+
+  return {
+    push(task, limit) {
+      let pushedOut: Task | null = null;
+      if (size >= limit) {
+        const own = byClient.get(task.client)?.length ?? 0;
+        const top = largest();
+        if (top === null || top[1].length <= own + 1) return task;
+        pushedOut = top[1].pop()!;
+        size--;
+        if (top[1].length === 0) byClient.delete(top[0]);
+      }
+      const tasks = byClient.get(task.client);
+      if (tasks === undefined) byClient.set(task.client, [task]);
+      else tasks.push(task);
+      size++;
+      return pushedOut;
+    },
+    shift() {
+      for (const [client, tasks] of byClient) {
+        const task = tasks.shift()!;
+        byClient.delete(client);
+        if (tasks.length > 0) byClient.set(client, tasks);
+        size--;
+        return task;
+      }
+      return undefined;
+    },
+    drain() {
+      const all = [...byClient.values()].flat();
+      byClient.clear();
+      size = 0;
+      return all;
+    },
+    get size() {
+      return size;
+    },
   };
 }

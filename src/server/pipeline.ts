@@ -9,7 +9,8 @@ import { forwardCatalog } from '../access/catalog.js';
 import { isAllowed } from '../access/decide.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { parseBasicAuthorization } from '../auth/basic.js';
-import type { LoginThrottle } from '../auth/throttle.js';
+import { clientKey } from '../auth/client-key.js';
+import type { AttemptOutcome, LoginThrottle } from '../auth/throttle.js';
 import { isGatewayError } from '../errors.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
@@ -173,8 +174,9 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
 }
 
 /**
- * Answers 401 (429 when this address must wait before trying this user again, 503 when
- * verification is overloaded) itself and returns false when the request may not pass.
+ * Answers 401 (429 when this client must wait before trying this user again, or has as many
+ * checks of this user running as it may; 503 when verification is overloaded) itself and returns
+ * false when the request may not pass.
  */
 async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<boolean> {
   const { req, res } = ctx;
@@ -182,9 +184,13 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
   const closeIfBody = hasUnreadBody(req) ? { connection: 'close' } : {};
   const header = req.headers.authorization;
   const claimed = claimedUser(header);
-  const waitMs = claimed === null ? 0 : deps.throttle.retryAfterMs(ctx.remoteAddress, claimed);
+  // The same header as a verification already running is the same guess: it joins that one
+  // and takes no place of its own among the attempts in flight.
+  const joining = deps.authenticator.verifying(header);
+  const attempt = claimed !== null && !joining;
+  const waitMs = claimed === null ? 0 : attempt ? deps.throttle.begin(ctx.remoteAddress, claimed) : deps.throttle.retryAfterMs(ctx.remoteAddress, claimed);
   if (waitMs > 0) {
-    // Not even checked: a guesser gets no answer about this password, and costs no bcrypt.
+    // Not even checked: a guesser gets no answer about this password, and costs no verification.
     ctx.user = claimed;
     ctx.failure = 'login throttled after repeated failures';
     deps.metrics?.authFailed('throttled');
@@ -195,14 +201,16 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     });
     return false;
   }
+  let outcome: AttemptOutcome = 'abandoned';
   try {
-    const result = await deps.authenticator.authenticate(header);
+    const result = await deps.authenticator.authenticate(header, clientKey(ctx.remoteAddress));
     ctx.user = result.user;
     if (result.ok) {
-      deps.throttle.succeeded(ctx.remoteAddress, result.user);
+      outcome = 'succeeded';
+      if (!attempt) deps.throttle.succeeded(ctx.remoteAddress, result.user);
       return true;
     }
-    if (result.reason === 'mismatch' && result.user !== null) deps.throttle.failed(ctx.remoteAddress, result.user);
+    if (result.reason === 'mismatch' && result.user !== null) outcome = 'failed';
     ctx.failure = `authentication ${result.reason}`;
     deps.metrics?.authFailed(result.reason);
   } catch (err) {
@@ -211,6 +219,8 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     deps.metrics?.authFailed('busy');
     sendRegistryError(res, 503, 'UNAVAILABLE', 'too many logins at once; retry shortly', { 'retry-after': '1', ...closeIfBody });
     return false;
+  } finally {
+    if (attempt) deps.throttle.finish(ctx.remoteAddress, claimed, outcome);
   }
   sendRegistryError(res, 401, 'UNAUTHORIZED', 'authentication required', {
     'www-authenticate': basicChallenge(deps.realm),

@@ -29,6 +29,8 @@ export interface CliRequestOptions {
   body?: Buffer;
   agent?: https.Agent;
   headers?: Record<string, string>;
+  /** The loopback address to connect from (127.0.0.2 ...), to be another client. */
+  localAddress?: string;
 }
 
 export interface CliResponse {
@@ -88,7 +90,10 @@ function httpsRequest(port: number, ca: string, path: string, options: CliReques
   return new Promise((done, fail) => {
     const headers: Record<string, string> = { ...options.headers, ...(options.authorization ? { authorization: options.authorization } : {}) };
     const req = https.request(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, ca, servername: 'localhost', agent: options.agent ?? false },
+      {
+        host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, ca, servername: 'localhost', agent: options.agent ?? false,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -1,5 +1,5 @@
 // Users added, removed or broken in the htpasswd file while the gateway runs.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { runOk, requireTool } from '../helpers/tools.js';
@@ -56,15 +56,37 @@ describe('htpasswd changes while the gateway runs', () => {
     expect(await statusWithin(2500, bob, 401)).toBe(401);
   });
 
-  it('keeps the last users while the file is empty, as when it is caught between truncation and rewrite', async () => {
+  it('keeps the last users while the file is empty only for a moment, as when it is caught between truncation and rewrite', async () => {
     const before = await readFile(stack.htpasswdFile, 'utf8');
     stack.clearLogs();
     await writeFile(stack.htpasswdFile, '');
     await new Promise((r) => setTimeout(r, 2_500)); // past the next poll
     expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
-    expect(stack.logLines().some((l) => l.msg === 'htpasswd file not reloaded: it has no users; keeping the previous users')).toBe(true);
+    expect(stack.logLines().some((l) => l.msg === 'htpasswd file is empty: keeping the previous users unless it stays empty for 5 s')).toBe(true);
     await writeFile(stack.htpasswdFile, before);
+    // Written again in time: the users never went away.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
+    expect(stack.logLines().some((l) => String(l.msg).includes('no user can log in'))).toBe(false);
   });
+
+  for (const how of ['emptied', 'deleted'] as const) {
+    it(`lets nobody in once the file stays ${how} for 5 seconds, says so loudly, and lets users in again when they are back`, async () => {
+      const before = await readFile(stack.htpasswdFile, 'utf8');
+      const alice = stack.authorization('alice');
+      expect((await stack.request('/v2/', { auth: false, headers: { authorization: alice } })).status).toBe(200); // remembered
+      stack.clearLogs();
+      if (how === 'emptied') await writeFile(stack.htpasswdFile, '# nobody\n');
+      else await rm(stack.htpasswdFile);
+      const state = how === 'emptied' ? 'empty' : 'missing';
+      // Revoking everyone must not fail open: the remembered login goes too.
+      expect(await statusWithin(9_000, alice, 401)).toBe(401);
+      const loud = stack.logLines().find((l) => l.msg === `htpasswd file is ${state}: no user can log in until it has users again`);
+      expect(loud?.level).toBe(50); // error
+      await writeFile(stack.htpasswdFile, before);
+      expect(await statusWithin(2_500, alice, 200)).toBe(200);
+    }, 20_000);
+  }
 
   it('keeps the last good users when the file breaks, and logs the line at fault', async () => {
     const before = await readFile(stack.htpasswdFile, 'utf8');

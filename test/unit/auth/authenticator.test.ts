@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAuthenticator, type Authenticator } from '../../../src/auth/authenticator.js';
+import { apr1 } from '../../../src/auth/hashes.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import type { HtpasswdUsers } from '../../../src/auth/types.js';
 import { isGatewayError } from '../../../src/errors.js';
@@ -67,6 +68,20 @@ describe('authenticate: answers', () => {
     expect(await a.authenticate('Bearer abc')).toEqual({ ok: false, reason: 'malformed', user: null });
     expect(await a.authenticate('Basic !!!!')).toEqual({ ok: false, reason: 'malformed', user: null });
     expect(a.stats()).toEqual({ verifications: 0, cacheHits: 0 });
+  });
+
+  it('refuses user names over 256 bytes and passwords over 1 KiB before any work, and takes them at the limit', async () => {
+    const longPassword = 'p'.repeat(1024);
+    const longUser = 'u'.repeat(256);
+    const a = start({ users: new Map([[longUser, { kind: 'apr1', hash: apr1(longPassword, 'salt1234') }]]) });
+    expect(await a.authenticate(basic(longUser, longPassword))).toMatchObject({ ok: true, user: longUser });
+    const verified = a.stats().verifications;
+    expect(await a.authenticate(basic(longUser, `${longPassword}p`))).toEqual({ ok: false, reason: 'malformed', user: null });
+    expect(await a.authenticate(basic(`${longUser}u`, longPassword))).toEqual({ ok: false, reason: 'malformed', user: null });
+    // Bytes, not characters: 129 two-byte characters are 258 bytes.
+    expect(await a.authenticate(basic('é'.repeat(129), 'pw'))).toEqual({ ok: false, reason: 'malformed', user: null });
+    expect(await a.authenticate(basic('u', 'p'.repeat(24_000)))).toEqual({ ok: false, reason: 'malformed', user: null });
+    expect(a.stats().verifications).toBe(verified);
   });
 
   it('accepts the scheme in any case', async () => {
@@ -165,7 +180,9 @@ describe('authenticate: faults', () => {
 
   it('never returns or throws the password', async () => {
     const password = 'correct-hunter2-secret';
-    const a = start({ workers: 1, maxQueue: 0, users: new Map([...USERS, ['zed', USERS.get('bob')!]]) });
+    // Every user as costly as bob: a cheaper one would take a second thread for its dummy check.
+    const costly = USERS.get('bob')!;
+    const a = start({ workers: 1, maxQueue: 0, users: new Map([['bob', costly], ['zed', costly], ['alice', costly]]) });
     const seen: unknown[] = [];
     const busy = a.authenticate(basic('bob', bob.password));
     for (const header of [basic('zed', password), basic('nobody', password)]) seen.push(await errorOf(a.authenticate(header)));

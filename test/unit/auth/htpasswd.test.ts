@@ -120,6 +120,16 @@ describe('parseHtpasswd reports unusable lines', () => {
     expect(problems[1]?.reason).toMatch(/lines 2 and 6/);
   });
 
+  it('refuses a user name longer than any client may send (256 bytes), without repeating it', () => {
+    const sha = '{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=';
+    const long = 'a'.repeat(257);
+    const { users, problems } = parseHtpasswd(`${'b'.repeat(256)}:${sha}\n${long}:${sha}\n`, 'long.htpasswd');
+    expect([...users.keys()]).toEqual(['b'.repeat(256)]);
+    expect(where(problems)).toEqual([[2, null]]);
+    expect(problems[0]!.reason).toMatch(/257 bytes long.*over 256 bytes/);
+    expect(formatHtpasswdProblem(problems[0]!)).not.toContain(long);
+  });
+
   it('never repeats a hash in a problem', () => {
     for (const name of ['unsupported.htpasswd', 'truncated.htpasswd', 'malformed.htpasswd', 'duplicates.htpasswd']) {
       const text = fixtureText(name);

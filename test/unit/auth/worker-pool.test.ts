@@ -83,6 +83,39 @@ describe('worker pool: scheduling', () => {
     expect(await pool.compare(alice.password, alice.hash)).toBe(true);
   });
 
+  it("takes waiting clients in turn: a burst from one client delays another's task by one task, not the whole burst", async () => {
+    pool = createWorkerPool({ size: 1 });
+    const order: string[] = [];
+    const task = (client: string) => pool!.compare(bob.password, bob.hash, client).then(() => order.push(client));
+    const running = task('burst');
+    const burst = Array.from({ length: 6 }, () => task('burst'));
+    const other = task('other');
+    await Promise.all([running, ...burst, other]);
+    // The one running, then one waiting of the burst, then the other client.
+    expect(order.indexOf('other')).toBeLessThanOrEqual(2);
+  });
+
+  it("when the queue is full, pushes out the newest task of the client holding the most places for another client's task", async () => {
+    pool = createWorkerPool({ size: 1, maxQueue: 4 });
+    const running = pool.compare(bob.password, bob.hash, 'burst');
+    const burst = Array.from({ length: 4 }, () => pool!.compare(bob.password, bob.hash, 'burst'));
+    const settled = Promise.allSettled(burst);
+    // A fifth from the burst is refused outright; another client's task takes the burst's newest place.
+    expect(isGatewayError(await errorOf(pool.compare(bob.password, bob.hash, 'burst')), 'AUTH_BUSY')).toBe(true);
+    const others = [pool.compare(alice.password, alice.hash, 'a'), pool.compare(alice.password, alice.hash, 'b')];
+    expect(await Promise.all(others)).toEqual([true, true]);
+    expect(await running).toBe(true);
+    const outcomes = await settled;
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'rejected']);
+    for (const o of outcomes) if (o.status === 'rejected') expect(isGatewayError(o.reason, 'AUTH_BUSY')).toBe(true);
+  });
+
+  it('computes apr1 and {SHA} in the thread', async () => {
+    pool = createWorkerPool({ size: 1 });
+    expect(await pool.run<string>({ op: 'apr1', password: 'myPassword', setting: '$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/' })).toBe('$apr1$r31.....$HqJZimcKQFAMYayBlzkrA/');
+    expect(await pool.run<string>({ op: 'sha1', password: 'password' })).toBe('{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=');
+  });
+
   it('with no wait queue, refuses whatever finds every thread busy', async () => {
     pool = createWorkerPool({ size: 2, maxQueue: 0 });
     const running = [pool.compare(bob.password, bob.hash), pool.compare(bob.password, bob.hash)];
