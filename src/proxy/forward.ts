@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { declaresBody, hasUnreadBody } from '../server/context.js';
 import { sendRegistryError } from '../server/responses.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
+import { connectionTokens } from './hop-by-hop.js';
 import { MAX_ENTRY_BYTES, cacheableHeaders, changedRepository, manifestRequestKey, type CachedManifest, type ManifestCache, type ManifestKey, type Ticket } from './manifest-cache.js';
 import type { Reclaimer } from './reclaim.js';
 import type { RewriteContext } from './rewrite.js';
@@ -45,19 +46,23 @@ interface Fill {
 
 export function forward(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings): void {
   const { manifests } = settings;
+  // Built once, here: the cache key comes from the very headers the upstream is then sent.
+  const named = connectionTokens(req.rawHeaders);
+  const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost }, named);
   let fill: Fill | null = null;
+  let change: Change | null = null;
   if (manifests !== null) {
-    const key = manifestRequestKey(req.method ?? 'GET', req.url ?? '/', req.headers);
+    const key = manifestRequestKey(req.method ?? 'GET', req.url ?? '/', headers, named);
     const hit = key && manifests.lookup(key);
     if (hit) {
       answerFromCache(req, res, state, hit);
       return;
     }
     if (key && req.method === 'GET') fill = { key, ticket: manifests.ticket(key.repository) };
-    if (!key) noteChanges(req, manifests);
+    if (!key) change = noteChange(req, manifests);
   }
   if (!declaresBody(req)) {
-    start(req, res, state, settings, fill);
+    start(req, res, state, settings, headers, fill, change);
     return;
   }
   // A body can carry a framing error (a bad chunk, a request smuggled behind it) in the very
@@ -65,7 +70,7 @@ export function forward(req: http.IncomingMessage, res: http.ServerResponse, sta
   // event loop: starting the upstream request only then means such a request never reaches it.
   setImmediate(() => {
     if (req.destroyed || req.socket.destroyed || res.destroyed) return;
-    start(req, res, state, settings, fill);
+    start(req, res, state, settings, headers, fill, change);
   });
 }
 
@@ -82,24 +87,48 @@ function answerFromCache(req: http.IncomingMessage, res: http.ServerResponse, st
 }
 
 /**
- * A request that may change a repository's manifests (a push, a delete) drops the copies now,
- * and again once the upstream has answered or failed, before the client can hear of it.
+ * A request that may change a repository's manifests (a push, a delete): its copies are dropped
+ * now, and again once the upstream has answered or failed, in every process, before the client
+ * can hear of it (see Change.settle).
  */
-function noteChanges(req: http.IncomingMessage, manifests: ManifestCache): void {
+interface Change {
+  /**
+   * The drop after the upstream's answer or failure, once per request: `then` (the client's
+   * answer) runs once every process has dropped the repository's copies; with no `then` (nobody
+   * left to answer) the drop is only announced.
+   */
+  settle(then?: () => void): void;
+}
+
+function noteChange(req: http.IncomingMessage, manifests: ManifestCache): Change | null {
   const target = req.url ?? '/';
   const queryAt = target.indexOf('?');
   const repository = changedRepository(req.method ?? 'GET', queryAt === -1 ? target : target.slice(0, queryAt), queryAt === -1 ? '' : target.slice(queryAt + 1));
-  if (repository === null) return;
+  if (repository === null) return null;
   manifests.changed(repository);
-  req.once(UPSTREAM_SETTLED, () => manifests.changed(repository));
+  let settled = false;
+  return {
+    settle(then) {
+      if (settled) {
+        then?.();
+        return;
+      }
+      settled = true;
+      manifests.changed(repository, then);
+    },
+  };
 }
 
-// Emitted on the client's request when the upstream's response head arrived or the upstream request ended.
-const UPSTREAM_SETTLED = Symbol('upstream settled');
-
-function start(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, fill: Fill | null): void {
+function start(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  state: ForwardState,
+  settings: ForwardSettings,
+  headers: http.OutgoingHttpHeaders,
+  fill: Fill | null,
+  change: Change | null,
+): void {
   const { upstream } = settings;
-  const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost });
   const upstreamReq = http.request(upstreamRequestOptions(upstream, req.method ?? 'GET', req.url ?? '/', headers));
 
   // No traffic with the upstream for this long: while the client is still sending, the client
@@ -122,36 +151,83 @@ function start(req: http.IncomingMessage, res: http.ServerResponse, state: Forwa
   }
 
   upstreamReq.on('response', (upstreamRes) => {
-    req.emit(UPSTREAM_SETTLED);
-    relayResponse(req, res, upstreamRes, state, settings, fill);
+    if (change === null) relayResponse(req, res, upstreamRes, state, settings, fill);
+    else holdResponse(req, res, upstreamRes, state, settings, change);
   });
   upstreamReq.on('error', (err) => {
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    if (res.destroyed) return;
+    // A response on hold has its own way out (see holdResponse).
+    if (res.destroyed || state.upstreamStatus !== null) return;
     const failure = describeUpstreamFailure(err);
     state.failure = failure.reason;
     settings.log.error({ upstream: upstream.origin, reason: failure.reason, method: req.method, path: req.url?.split('?')[0] }, failure.message);
     // The connection stays open for the client's next request unless body bytes are still coming.
-    sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, hasUnreadBody(req) ? { connection: 'close' } : {});
+    const answer = () => sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, hasUnreadBody(req) ? { connection: 'close' } : {});
+    if (change === null) answer();
+    else change.settle(whileConnected(res, answer));
   });
 
   // An upstream request can also end with neither a response nor an error: an upstream answering
   // 101 Switching Protocols, which Node does not hand over without an 'upgrade' listener, just
   // closes. The client must still get an answer.
   upstreamReq.on('close', () => {
-    req.emit(UPSTREAM_SETTLED);
-    if (state.upstreamStatus !== null || res.headersSent || res.destroyed) return;
+    if (state.upstreamStatus !== null || state.failure !== null || res.headersSent || res.destroyed) {
+      // The registry may have made the change even though the client is gone.
+      change?.settle();
+      return;
+    }
     state.failure = 'upstream request closed without a response';
     settings.log.error({ upstream: upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
-    sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', hasUnreadBody(req) ? { connection: 'close' } : {});
+    const answer = () => sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', hasUnreadBody(req) ? { connection: 'close' } : {});
+    if (change === null) answer();
+    else change.settle(whileConnected(res, answer));
   });
 
   // The client went away before the whole response was written: stop the upstream work too.
   res.on('close', () => {
     if (!res.writableFinished) upstreamReq.destroy();
+  });
+}
+
+/** `answer`, unless the client has gone or been answered meanwhile. */
+function whileConnected(res: http.ServerResponse, answer: () => void): () => void {
+  return () => {
+    if (!res.destroyed && !res.headersSent) answer();
+  };
+}
+
+/**
+ * The upstream's answer to a change, relayed once every process has dropped the repository's
+ * copies: a client that hears its push succeeded then gets the new manifest from any process.
+ * Until then the upstream's response stays paused (nothing reads it: such answers are a few
+ * hundred bytes at most, and a longer one waits in the socket).
+ */
+function holdResponse(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upstreamRes: http.IncomingMessage,
+  state: ForwardState,
+  settings: ForwardSettings,
+  change: Change,
+): void {
+  // Marks the response as the upstream's, so the upstream request's 'error' and 'close' leave
+  // the answer to this function; relayResponse sets it again.
+  state.upstreamStatus = upstreamRes.statusCode ?? 502;
+  // An error while on hold (the upstream going away) shows as `destroyed` below; unheard, it would throw.
+  upstreamRes.on('error', () => undefined);
+  change.settle(() => {
+    if (res.destroyed) {
+      upstreamRes.destroy();
+      return;
+    }
+    if (upstreamRes.destroyed) {
+      refuseResponse(req, res, upstreamRes, state, settings, 'the upstream closed its answer before it was relayed');
+      return;
+    }
+    relayResponse(req, res, upstreamRes, state, settings, null);
   });
 }
 

@@ -41,10 +41,14 @@ export interface ForwardedFor {
 
 /**
  * Headers to send upstream: the client's own, less hop-by-hop, credentials and any Host or
- * forwarding headers it sent, plus exactly one set of our own.
+ * forwarding headers it sent, plus exactly one set of our own. `named` is what the client's
+ * Connection headers list, for a caller that needs it too (see connectionTokens).
  */
-export function buildUpstreamRequestHeaders(rawHeaders: readonly string[], forwarded: ForwardedFor): OutgoingHttpHeaders {
-  const named = connectionTokens(rawHeaders);
+export function buildUpstreamRequestHeaders(
+  rawHeaders: readonly string[],
+  forwarded: ForwardedFor,
+  named: ReadonlySet<string> = connectionTokens(rawHeaders),
+): OutgoingHttpHeaders {
   // The host the registry should believe it is reached at, whatever the client put in Host.
   const headers: OutgoingHttpHeaders = { host: forwarded.host };
   let chunked = false;

@@ -4,17 +4,22 @@
 // once per client. Only manifests are kept (small, capped in size and count), never blobs.
 //
 // Consistency: a push or delete through the gateway drops the repository's copies before it is
-// forwarded and again when the registry has answered it, in every process of the gateway, and a
-// GET that overlapped it does not store what it got; so a pull after a push through the gateway
-// sees the push. A change made behind the gateway's back (a push straight to the registry,
-// another gateway, garbage collection) shows once the copy expires: after the TTL at most.
+// forwarded and again when the registry has answered it, in every process of the gateway (the
+// client hears the answer only once every process has), and a GET that overlapped it does not
+// store what it got; so a pull after a push through the gateway sees the push. A change made
+// behind the gateway's back (a push straight to the registry, another gateway, garbage
+// collection) shows once the copy expires: after the TTL at most.
+//
+// Keys: what the registry answers depends on the headers it is sent, not on those the client
+// sent, so a key is made from the very header set the request is forwarded with.
 
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
 import { requestAccess } from '../access/actions.js';
+import { namesEndToEnd } from './hop-by-hop.js';
 
 export interface ManifestKey {
   readonly repository: string;
-  /** Repository, reference and Accept: what the registry's answer depends on. */
+  /** Repository, reference and the Accept lines forwarded: what the registry's answer depends on. */
   readonly key: string;
 }
 
@@ -36,8 +41,12 @@ export interface ManifestCache {
   ticket(repository: string): Ticket;
   /** Keeps the answer unless the repository changed since the ticket was taken; false when not kept. */
   store(ticket: Ticket, key: ManifestKey, answer: CachedManifest): boolean;
-  /** A change through this process: drops the repository's copies and tells the other processes. */
-  changed(repository: string): void;
+  /**
+   * A change through this process: drops the repository's copies and tells the other processes.
+   * `dropped`, when given, runs once every process has dropped them (or some were given up on
+   * after a bounded wait); at once, before changed() returns, when there are no other processes.
+   */
+  changed(repository: string, dropped?: () => void): void;
   /** A change another process saw: drops the repository's copies. */
   drop(repository: string): void;
   readonly size: number;
@@ -50,8 +59,11 @@ export interface ManifestCacheOptions {
   readonly maxBytes?: number;
   readonly maxEntries?: number;
   readonly now?: () => number;
-  /** Called on changed(), for the other processes of a --workers gateway. */
-  readonly onChange?: (repository: string) => void;
+  /**
+   * Called on changed(), for the other processes of a --workers gateway; must call `dropped`,
+   * when given, once they have all dropped the repository's copies or been given up on.
+   */
+  readonly onChange?: (repository: string, dropped?: () => void) => void;
 }
 
 interface Entry {
@@ -121,9 +133,10 @@ export function createManifestCache(options: ManifestCacheOptions): ManifestCach
       while (entries.size > maxEntries || bytes > maxBytes) remove(entries.keys().next().value!);
       return true;
     },
-    changed(repository) {
+    changed(repository, dropped) {
       drop(repository);
-      options.onChange?.(repository);
+      if (options.onChange) options.onChange(repository, dropped);
+      else dropped?.();
     },
     drop,
     get size() {
@@ -135,15 +148,36 @@ export function createManifestCache(options: ManifestCacheOptions): ManifestCach
 // Headers that ask for something other than the current whole manifest, or for a fresh one.
 const UNCACHEABLE_REQUEST_HEADERS = ['range', 'if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'cache-control', 'pragma'];
 
-/** The key of a GET or HEAD of a manifest the cache may answer; null for anything else. */
-export function manifestRequestKey(method: string, target: string, headers: IncomingHttpHeaders): ManifestKey | null {
+/**
+ * The key of a GET or HEAD of a manifest the cache may answer; null for anything else. `upstream`
+ * is the header set the request is forwarded with (what the registry's answer depends on), and
+ * `connection` the names the client's Connection headers list.
+ */
+export function manifestRequestKey(method: string, target: string, upstream: OutgoingHttpHeaders, connection: ReadonlySet<string>): ManifestKey | null {
   if ((method !== 'GET' && method !== 'HEAD') || target.includes('?')) return null;
-  for (const name of UNCACHEABLE_REQUEST_HEADERS) if (headers[name] !== undefined) return null;
-  if (headers['content-length'] !== undefined && headers['content-length'] !== '0') return null;
-  if (headers['transfer-encoding'] !== undefined) return null;
+  // `Connection: accept` has the gateway drop the Accept it names: the registry then answers
+  // another question (schema 1 for a schema-2 tag) than the same request without it. Such
+  // requests are rare and never sent by registry clients; they neither use nor fill the cache.
+  if (namesEndToEnd(connection)) return null;
+  for (const name of UNCACHEABLE_REQUEST_HEADERS) if (upstream[name] !== undefined) return null;
+  if (upstream['content-length'] !== undefined && upstream['content-length'] !== '0') return null;
+  if (upstream['transfer-encoding'] !== undefined) return null;
   const access = requestAccess({ method, path: target, query: '' });
   if (access.kind !== 'repository' || access.route !== 'manifest') return null;
-  return { repository: access.repository, key: `${access.repository}\n${access.reference}\n${headers.accept ?? ''}` };
+  return { repository: access.repository, key: `${access.repository}\n${access.reference}${headerLines(upstream.accept)}` };
+}
+
+/**
+ * Each line of a header as it goes upstream, one `\n` before each: none when there is no such
+ * header, and `Accept: a` + `Accept: b` apart from `Accept: a, b`. Header values hold no LF
+ * (Node's parser refuses them), so no two different sets of lines give the same text.
+ */
+function headerLines(value: OutgoingHttpHeader | undefined): string {
+  if (value === undefined) return '';
+  if (!Array.isArray(value)) return `\n${value}`;
+  let lines = '';
+  for (const line of value) lines += `\n${line}`;
+  return lines;
 }
 
 /** The repository whose manifests a request may change: anything but a GET or HEAD on one of its routes. */

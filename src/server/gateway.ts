@@ -20,7 +20,7 @@ import { watchCertificates } from '../tls/reload.js';
 import { createLogger, type Logger } from './logger.js';
 import { limitConnections } from './connection-limit.js';
 import { handleClientError } from './client-error.js';
-import { announceManifestChange, receiveManifestChanges } from './manifest-sync.js';
+import { createManifestSync, type ManifestSync } from './manifest-sync.js';
 import { createRequestHandler } from './pipeline.js';
 
 export interface RunningGateway {
@@ -43,13 +43,12 @@ function displayHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function manifestCache(config: Config): ManifestCache | null {
+function manifestCache(config: Config, sync: ManifestSync | null): ManifestCache | null {
   if (config.manifestCacheMs === 0) return null;
-  const clustered = config.workers > 1;
-  return createManifestCache({ ttlMs: config.manifestCacheMs, onChange: clustered ? (repository) => announceManifestChange(repository) : undefined });
+  return createManifestCache({ ttlMs: config.manifestCacheMs, onChange: sync?.announce });
 }
 
-function forwardingSettings(config: Config, port: number, log: Logger): ForwardSettings {
+function forwardingSettings(config: Config, port: number, log: Logger, sync: ManifestSync | null): ForwardSettings {
   const upstream = createUpstream(config.upstream, config.timeouts.upstreamMs);
   const forwardedHost = config.publicUrl?.host ?? `${displayHost(config.listen.host)}:${port}`;
   const upstreamOrigins = new Set([upstream.origin, `https://${forwardedHost}`.toLowerCase(), `http://${forwardedHost}`.toLowerCase()]);
@@ -61,7 +60,7 @@ function forwardingSettings(config: Config, port: number, log: Logger): ForwardS
     forwardedHost,
     log,
     reclaim: createReclaimer(),
-    manifests: manifestCache(config),
+    manifests: manifestCache(config, sync),
   };
 }
 
@@ -118,8 +117,9 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   const connectionLimit = limitConnections(server, { max: config.maxConnections, log, hstsMaxAge: config.tls.hstsMaxAge });
 
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
-  const forwarding = forwardingSettings(config, port, log);
-  const stopSharing = forwarding.manifests && config.workers > 1 ? receiveManifestChanges(forwarding.manifests) : () => undefined;
+  const sync = config.manifestCacheMs > 0 && config.workers > 1 ? createManifestSync({ log }) : null;
+  const forwarding = forwardingSettings(config, port, log, sync);
+  const stopSharing = forwarding.manifests && sync ? sync.receive(forwarding.manifests) : () => undefined;
   const handler = connectionLimit.guard(createRequestHandler({
     authenticator,
     throttle: createLoginThrottle(config.loginThrottle),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from '../../../src/proxy/headers.js';
+import { connectionTokens, namesEndToEnd } from '../../../src/proxy/hop-by-hop.js';
 
 const forwarded = { clientAddress: '203.0.113.7', host: 'registry.example.com' };
 const rewrite = { publicOrigin: 'https://registry.example.com', upstreamOrigins: new Set(['http://registry:5000']) };
@@ -60,10 +61,33 @@ describe('buildUpstreamRequestHeaders', () => {
     expect(headers['x-secret']).toBeUndefined();
   });
 
+  it('keeps every line of a repeated header, in order, as separate lines', () => {
+    const headers = buildUpstreamRequestHeaders(['Accept', 'a', 'ACCEPT', 'b', 'accept', 'c, d'], forwarded);
+    expect(headers.accept).toEqual(['a', 'b', 'c, d']);
+  });
+
+  it('drops what a Connection header names, given or worked out', () => {
+    const raw = ['Accept', 'a', 'Connection', 'keep-alive', 'connection', 'ACCEPT'];
+    expect(buildUpstreamRequestHeaders(raw, forwarded).accept).toBeUndefined();
+    expect(buildUpstreamRequestHeaders(raw, forwarded, connectionTokens(raw)).accept).toBeUndefined();
+  });
+
   it('keeps a streamed body chunked', () => {
     const headers = buildUpstreamRequestHeaders(['Transfer-Encoding', 'chunked', 'Content-Type', 'application/octet-stream'], forwarded);
     expect(headers['transfer-encoding']).toBe('chunked');
     expect(headers['content-type']).toBe('application/octet-stream');
+  });
+});
+
+describe('connectionTokens and namesEndToEnd', () => {
+  it('lists every Connection header, lower-cased, never Content-Length or Host', () => {
+    expect([...connectionTokens(['Connection', 'Keep-Alive, X-A', 'connection', ' accept ,, Host', 'Content-Length', '1'])]).toEqual(['keep-alive', 'x-a', 'accept']);
+    expect(connectionTokens(['Accept', 'a']).size).toBe(0);
+  });
+
+  it('tells a list that strips an end-to-end header from one of options and hop-by-hop headers', () => {
+    for (const value of ['accept', 'Accept, keep-alive', 'user-agent', 'x-anything']) expect(namesEndToEnd(connectionTokens(['Connection', value])), value).toBe(true);
+    for (const value of ['close', 'keep-alive', 'Upgrade', 'te, trailer', 'proxy-anything', 'host, content-length']) expect(namesEndToEnd(connectionTokens(['Connection', value])), value).toBe(false);
   });
 });
 
