@@ -28,7 +28,9 @@ export type RequestAccess =
       /** Every access the request needs: its own, plus pull on the source of a blob mount. */
       readonly needs: readonly Need[];
     }
-  | { readonly kind: 'unmapped'; readonly reason: string };
+  | { readonly kind: 'unmapped'; readonly reason: string }
+  /** A repository name (the route's, or a mount's source) longer than any the registry accepts. */
+  | { readonly kind: 'invalid-name'; readonly reason: string };
 
 export interface RegistryRequest {
   readonly method: string;
@@ -36,9 +38,14 @@ export interface RegistryRequest {
   readonly path: string;
   /** The raw query, without "?"; '' when none. */
   readonly query: string;
-  /** The Content-Type header as received (several joined by ", "), if any. */
-  readonly contentType?: string | undefined;
 }
+
+/** distribution/reference NameTotalLengthMax: the registry refuses longer repository names. */
+export const NAME_TOTAL_LENGTH_MAX = 255;
+// "/v2/", a name of the longest kind, and more than the longest route tail the registry serves
+// ("/manifests/" or "/referrers/" and a sha512 digest, 146 characters). A longer path names no
+// repository the registry has, and it is refused before any route regular expression sees it.
+const MAX_ROUTABLE_PATH = '/v2/'.length + NAME_TOTAL_LENGTH_MAX + 256;
 
 // The distribution reference grammar (distribution/reference, v2.8). The registry's router accepts
 // a host-like first component (upper case, a port) that no client sends; we match it the same way
@@ -74,10 +81,15 @@ const ROUTES: ReadonlyArray<{ readonly name: RouteName; readonly re: RegExp; rea
   { name: 'referrers', re: new RegExp(`^/v2/(${ROUTER_NAME})/referrers/(${DIGEST})$`), methods: { GET: 'pull', HEAD: 'pull' } },
 ];
 
-// The registry reads upload parameters with Go's FormValue, which also parses a form body: "from"
-// and "mount" hidden in one would never be seen in the query we check.
-const FORM_BODY = /form-urlencoded|multipart\//i;
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+/** Whether a request path is longer than any whose repository name the registry would take. */
+export function isOverlongPath(path: string): boolean {
+  return path.length > MAX_ROUTABLE_PATH;
+}
+
+/** Whether a path is long enough to hold a repository name longer than the registry takes. */
+export function mayHoldOverlongName(path: string): boolean {
+  return path.length > '/v2/'.length + NAME_TOTAL_LENGTH_MAX;
+}
 
 export function isRepositoryName(name: string): boolean {
   return REPOSITORY_NAME.test(name);
@@ -90,21 +102,22 @@ export function requestAccess(request: RegistryRequest): RequestAccess {
   if (path === '/v2/_catalog') {
     return method === 'GET' || method === 'HEAD' ? { kind: 'catalog' } : { kind: 'unmapped', reason: `${method} on the catalog` };
   }
-  if (BODY_METHODS.has(method) && request.contentType !== undefined && FORM_BODY.test(request.contentType)) {
-    return { kind: 'unmapped', reason: 'a form body, whose fields the registry would read as parameters' };
-  }
+  // Parameters the registry could read from a body instead of the query are kept out by
+  // bodyTypeProblem (body-type.ts), before this.
+  if (isOverlongPath(path)) return { kind: 'invalid-name', reason: `a path of ${path.length} characters, too long for any repository name` };
   for (const route of ROUTES) {
     const match = route.re.exec(path);
     if (!match) continue;
     const repository = match[1]!;
     const action = route.methods[method];
     if (action === undefined) return { kind: 'unmapped', reason: `${method} on a ${route.name} path` };
+    if (repository.length > NAME_TOTAL_LENGTH_MAX) return { kind: 'invalid-name', reason: tooLong('the repository name', repository) };
     if (!isRepositoryName(repository)) return { kind: 'unmapped', reason: `${JSON.stringify(repository)} is not a repository name` };
     const needs: Need[] = [{ repository, action }];
     if (route.name === 'upload') {
-      const sources = mountSources(request.query);
-      if (sources === null) return { kind: 'unmapped', reason: 'a "from" parameter that is not a repository name' };
-      for (const source of sources) needs.push({ repository: source, action: 'pull' });
+      const mount = mountSources(request.query);
+      if (!mount.ok) return mount.tooLong ? { kind: 'invalid-name', reason: mount.reason } : { kind: 'unmapped', reason: mount.reason };
+      for (const source of mount.sources) needs.push({ repository: source, action: 'pull' });
     }
     const reference = route.name === 'manifest' || route.name === 'blob' || route.name === 'referrers' ? match[2]! : null;
     return { kind: 'repository', route: route.name, repository, action, reference, needs };
@@ -112,23 +125,30 @@ export function requestAccess(request: RegistryRequest): RequestAccess {
   return { kind: 'unmapped', reason: 'not a route of the registry API' };
 }
 
+export type MountSources = { readonly ok: true; readonly sources: string[] } | { readonly ok: false; readonly tooLong: boolean; readonly reason: string };
+
 /**
- * Every repository a cross-repository mount (`?mount=DIGEST&from=REPO`) could read from, or null
- * when one is not a repository name. Read more loosely than the registry does (";" also splits,
- * every "from" counts, not only the first), so no spelling of the query hides a source from us.
+ * Every repository a cross-repository mount (`?mount=DIGEST&from=REPO`) could read from, or why
+ * one is not a repository name. Read more loosely than the registry does (";" also splits, every
+ * "from" counts, not only the first), so no spelling of the query hides a source from us.
  */
-export function mountSources(query: string): string[] | null {
+export function mountSources(query: string): MountSources {
   const sources: string[] = [];
   for (const pair of query.split(/[&;]/)) {
     const eq = pair.indexOf('=');
     const key = decodeQueryPart(eq === -1 ? pair : pair.slice(0, eq));
-    if (key === null) return null;
+    if (key === null) return { ok: false, tooLong: false, reason: 'a query parameter name that does not decode' };
     if (key.toLowerCase() !== 'from') continue;
     const value = decodeQueryPart(eq === -1 ? '' : pair.slice(eq + 1));
-    if (value === null || !isRepositoryName(value)) return null;
+    if (value !== null && value.length > NAME_TOTAL_LENGTH_MAX) return { ok: false, tooLong: true, reason: tooLong('the "from" parameter', value) };
+    if (value === null || !isRepositoryName(value)) return { ok: false, tooLong: false, reason: 'a "from" parameter that is not a repository name' };
     sources.push(value);
   }
-  return sources;
+  return { ok: true, sources };
+}
+
+function tooLong(what: string, name: string): string {
+  return `${what} has ${name.length} characters; the registry allows at most ${NAME_TOTAL_LENGTH_MAX}`;
 }
 
 function decodeQueryPart(text: string): string | null {

@@ -1,17 +1,23 @@
 // The authorization step of the pipeline, between authentication and the upstream: what the
 // request needs, whether the policy grants it, the 403 when not, and the audit trail of pushes,
-// deletes and refusals ("who pushed this image" must have an answer).
+// deletes and refusals ("who pushed this image" must have an answer). Two checks come first and
+// hold with or without a policy: a body the registry could read parameters from, and a name too
+// long for the registry, never reach it.
 
 import type { Logger } from 'pino';
 import type { RequestContext } from '../server/context.js';
-import { hasUnreadBody } from '../server/context.js';
+import { declaresBody, hasUnreadBody } from '../server/context.js';
 import { API_VERSION, API_VERSION_HEADER } from '../proxy/headers.js';
 import { sendJson } from '../server/responses.js';
-import { requestAccess, type RequestAccess } from './actions.js';
+import { isOverlongPath, mayHoldOverlongName, requestAccess, type RequestAccess } from './actions.js';
+import { ACCEPTED_BODY_TYPES, bodyTypeProblem } from './body-type.js';
 import { firstRefusedNeed } from './decide.js';
 import type { AccessPolicy } from './policy.js';
 
 export type Authorized = 'forward' | 'catalog' | 'denied';
+
+// Manifest pushes and deletes are audited; an upload start may name a mount source.
+const NEEDS_MAPPING_WITHOUT_POLICY = new Set(['PUT', 'DELETE', 'POST']);
 
 /** What the registry's own token auth answers; docker prints "denied: requested access to the resource is denied". */
 export const DENIED_MESSAGE = 'requested access to the resource is denied';
@@ -23,20 +29,31 @@ function accessOf(ctx: RequestContext): RequestAccess {
     method: ctx.req.method ?? 'GET',
     path: ctx.path,
     query: queryAt === -1 ? '' : target.slice(queryAt + 1),
-    contentType: ctx.req.headers['content-type'],
   });
 }
 
+/** A refusal in the registry's error format, and why, for the audit line. */
+interface Refusal {
+  readonly status: number;
+  readonly code: 'DENIED' | 'UNSUPPORTED' | 'NAME_INVALID';
+  readonly message: string;
+  readonly detail: unknown;
+  readonly logged: { repository?: string; action?: string; target?: string; reason?: string };
+}
+
 /**
- * Decides for an authenticated request (ctx.user set) and answers 403 itself when it may not
- * pass. With no policy everything passes, as before access control existed; pushes and deletes
- * are still audited.
+ * Decides for an authenticated request (ctx.user set) and answers the refusal itself when it may
+ * not pass. With no policy everything passes those first checks allow, as before access control
+ * existed; pushes and deletes are still audited.
  */
 export function authorize(ctx: RequestContext, policy: AccessPolicy | null, log: Logger): Authorized {
-  const method = ctx.req.method;
-  // Without a policy only pushes and deletes need mapping, for the audit trail.
-  if (policy === null && method !== 'PUT' && method !== 'DELETE') return 'forward';
+  const early = refusalBeforeRouting(ctx);
+  if (early !== null) return refuse(ctx, log, early);
+  // Without a policy only pushes and deletes need mapping, for the audit trail, and requests that
+  // could name a repository too long for the registry (a long path, a mount's source).
+  if (policy === null && !NEEDS_MAPPING_WITHOUT_POLICY.has(ctx.req.method ?? '') && !mayHoldOverlongName(ctx.path)) return 'forward';
   const access = accessOf(ctx);
+  if (access.kind === 'invalid-name') return refuse(ctx, log, nameInvalid(access.reason));
   if (policy === null) {
     auditWhenStored(ctx, access, log);
     return 'forward';
@@ -44,28 +61,52 @@ export function authorize(ctx: RequestContext, policy: AccessPolicy | null, log:
   const user = ctx.user!;
   if (access.kind === 'ping') return 'forward';
   if (access.kind === 'catalog') return 'catalog';
-  if (access.kind === 'unmapped') {
-    deny(ctx, log, { reason: access.reason });
-    return 'denied';
-  }
+  if (access.kind === 'unmapped') return refuse(ctx, log, denied({ reason: access.reason }));
   const refused = firstRefusedNeed(policy, user, access.needs);
   if (refused !== null) {
-    deny(ctx, log, { repository: refused.repository, action: refused.action, ...(refused.repository === access.repository ? {} : { target: access.repository }) });
-    return 'denied';
+    return refuse(ctx, log, denied({ repository: refused.repository, action: refused.action, ...(refused.repository === access.repository ? {} : { target: access.repository }) }));
   }
   auditWhenStored(ctx, access, log);
   return 'forward';
 }
 
-function deny(ctx: RequestContext, log: Logger, what: { repository?: string; action?: string; target?: string; reason?: string }): void {
-  ctx.failure = what.reason !== undefined ? `access denied: ${what.reason}` : `access denied: ${what.action} on ${what.repository}`;
-  log.info({ audit: 'denied', user: ctx.user, remote: ctx.remoteAddress, method: ctx.req.method, path: ctx.path, ...what }, 'access denied');
+/** The checks that hold for every request, with or without a policy, before any route is matched. */
+function refusalBeforeRouting(ctx: RequestContext): Refusal | null {
+  // Go parses a form body on any method (multipart) and on POST, PUT and PATCH (urlencoded).
+  const bodyProblem = declaresBody(ctx.req) ? bodyTypeProblem(ctx.req.rawHeaders) : null;
+  if (bodyProblem !== null) {
+    return {
+      status: 415,
+      code: 'UNSUPPORTED',
+      message: `unsupported request Content-Type: a request body must have no Content-Type header or one of ${ACCEPTED_BODY_TYPES}`,
+      detail: { reason: bodyProblem },
+      logged: { reason: bodyProblem },
+    };
+  }
+  if (isOverlongPath(ctx.path)) return nameInvalid(`a path of ${ctx.path.length} characters, too long for any repository name`);
+  return null;
+}
+
+/** What the registry answers for a name it cannot take (its own answer to an overlong one is a 500). */
+function nameInvalid(reason: string): Refusal {
+  return { status: 400, code: 'NAME_INVALID', message: 'invalid repository name', detail: { reason }, logged: { reason } };
+}
+
+function denied(what: { repository?: string; action?: string; target?: string; reason?: string }): Refusal {
   // The registry's token auth puts the refused access in the detail, as we do. Without a detail,
   // clients built on its code (docker) shorten the error to the bare word "denied".
   const detail = what.repository !== undefined ? [{ Type: 'repository', Name: what.repository, Action: what.action }] : { reason: what.reason };
-  const body = JSON.stringify({ errors: [{ code: 'DENIED', message: DENIED_MESSAGE, detail }] });
+  return { status: 403, code: 'DENIED', message: DENIED_MESSAGE, detail, logged: what };
+}
+
+function refuse(ctx: RequestContext, log: Logger, refusal: Refusal): 'denied' {
+  const what = refusal.logged;
+  ctx.failure = what.reason !== undefined ? `access denied: ${what.reason}` : `access denied: ${what.action} on ${what.repository}`;
+  log.info({ audit: 'denied', user: ctx.user, remote: ctx.remoteAddress, method: ctx.req.method, path: ctx.path, ...what }, 'access denied');
+  const body = JSON.stringify({ errors: [{ code: refusal.code, message: refusal.message, detail: refusal.detail }] });
   // A body we will not read must not be left on a connection we keep.
-  sendJson(ctx.res, 403, body, { [API_VERSION_HEADER]: API_VERSION, ...(hasUnreadBody(ctx.req) ? { connection: 'close' } : {}) });
+  sendJson(ctx.res, refusal.status, body, { [API_VERSION_HEADER]: API_VERSION, ...(hasUnreadBody(ctx.req) ? { connection: 'close' } : {}) });
+  return 'denied';
 }
 
 /** One audit line once the registry has stored a manifest or deleted something. */

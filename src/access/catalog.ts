@@ -1,9 +1,12 @@
 // The catalog, filtered to the repositories the user may pull. The registry pages its catalog
 // (`?n=`, `&last=`, a `Link: <...>; rel="next"`); a page filtered as it stands would come back
 // short, and its Link would carry the last name of the unfiltered page, which may be one the user
-// must not see. So the gateway reads upstream pages until it has n names the user may pull (or
-// the catalog ends) and writes its own Link, whose `last` is always a name the user was shown.
-// Catalog bodies are small JSON and read whole, up to a cap; never a blob.
+// must not see. So the gateway reads registry pages (large ones) until it has n names the user
+// may pull, the catalog ends, or it has read a bounded number of pages, and writes its own Link.
+// Its `last` is the last name the user was shown, or, when the bound stopped the walk first, a
+// sealed cursor (catalog-cursor.ts) that continues after the last name read without showing it.
+// A user who sees few repositories behind many hidden ones thus costs the registry a few requests
+// per page, not one per hidden page. Catalog bodies are small JSON read whole, up to a cap.
 
 import http from 'node:http';
 import { declaresBody } from '../server/context.js';
@@ -11,11 +14,26 @@ import { sendJson, sendRegistryError } from '../server/responses.js';
 import type { ForwardSettings, ForwardState } from '../proxy/forward.js';
 import { API_VERSION, API_VERSION_HEADER, buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from '../proxy/headers.js';
 import { describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout } from '../proxy/upstream.js';
+import { isCursor, openCursor, sealCursor } from './catalog-cursor.js';
 
 /** Upstream catalog pages are read whole, up to this; more is refused as unusable (502). */
 export const MAX_CATALOG_PAGE_BYTES = 4 * 1024 * 1024;
-/** The names gathered for one answer when neither the client nor the registry sets a page size. */
-const MAX_ANSWER_NAMES = 100_000;
+/** The registry's page size when a client gives no `n` (distribution's defaultReturnedEntries). */
+export const DEFAULT_PAGE_SIZE = 100;
+
+/**
+ * How the gateway walks the registry's catalog for one request. Distribution 2.8 serves pages of
+ * up to 1000 names (`catalog.maxentries`); five of them bound the registry work one request
+ * causes. Tests lower both to reach the bound with a few hundred repositories.
+ */
+export const CATALOG_WALK = {
+  upstreamPageSize: 1000,
+  maxUpstreamPages: 5,
+};
+
+// Registries configured with a smaller catalog.maxentries refuse our n (400); they are asked
+// without one from then on, and page by their own default.
+const refusesLargePages = new Set<string>();
 
 interface UpstreamPage {
   readonly status: number;
@@ -53,10 +71,13 @@ export function nextTarget(linkHeader: string | string[] | undefined): string | 
   return null;
 }
 
-/** The `n` a client asked for, or null for none (or one the registry will refuse itself). */
-export function pageSize(query: string): number | null {
+/**
+ * The page size a client asked for, read as distribution 2.8 reads it: an integer (Go's Atoi, so
+ * "+5" and "007" count) of 0 or more; anything else, or none, is the default.
+ */
+export function pageSize(query: string): number {
   const n = new URLSearchParams(query).get('n');
-  return n !== null && /^[1-9][0-9]{0,8}$/.test(n) ? Number(n) : null;
+  return n !== null && /^\+?[0-9]{1,15}$/.test(n) ? Number(n) : DEFAULT_PAGE_SIZE;
 }
 
 export interface FilteredAnswer {
@@ -65,16 +86,39 @@ export interface FilteredAnswer {
   readonly next: string | null;
 }
 
+export interface Walked {
+  /** Names the user may pull, in the registry's order, from every page read. */
+  readonly allowed: readonly string[];
+  /** The last name read from the registry, shown or not; null when none was. */
+  readonly lastRead: string | null;
+  /** Whether the registry has names after lastRead. */
+  readonly upstreamHasMore: boolean;
+}
+
 /**
- * Picks the answer once enough names were gathered: the first `limit`, and a Link after the last
- * of them (carrying the client's n, if it gave one).
+ * The answer once the walk stopped: the first `limit` names, and a Link after the last of them,
+ * or (when fewer were found before the page bound) after the last name read, sealed. The Link
+ * carries the client's n, if it gave one.
  */
-export function pageOfAllowed(allowed: readonly string[], limit: number, n: number | null, upstreamHasMore: boolean): FilteredAnswer {
-  const repositories = allowed.slice(0, limit);
-  const more = allowed.length > limit || upstreamHasMore;
-  if (!more || repositories.length === 0) return { repositories, next: null };
-  const last = encodeURIComponent(repositories[repositories.length - 1]!);
-  return { repositories, next: `/v2/_catalog?last=${last}${n === null ? '' : `&n=${n}`}` };
+export function pageOfAllowed(walked: Walked, limit: number, clientN: string | null): FilteredAnswer {
+  const repositories = walked.allowed.slice(0, limit);
+  const withN = clientN === null ? '' : `&n=${encodeURIComponent(clientN)}`;
+  if (walked.allowed.length >= limit && limit > 0 && (walked.allowed.length > limit || walked.upstreamHasMore)) {
+    return { repositories, next: `/v2/_catalog?last=${encodeURIComponent(repositories[repositories.length - 1]!)}${withN}` };
+  }
+  if (walked.allowed.length < limit && walked.upstreamHasMore && walked.lastRead !== null) {
+    return { repositories, next: `/v2/_catalog?last=${encodeURIComponent(sealCursor(walked.lastRead))}${withN}` };
+  }
+  return { repositories, next: null };
+}
+
+/** The registry page after `last`, as a request target. */
+function upstreamTarget(last: string, pageSizeAllowed: boolean): string {
+  const params = new URLSearchParams();
+  if (pageSizeAllowed) params.set('n', String(CATALOG_WALK.upstreamPageSize));
+  if (last !== '') params.set('last', last);
+  const query = params.toString();
+  return query === '' ? '/v2/_catalog' : `/v2/_catalog?${query}`;
 }
 
 function fetchPage(req: http.IncomingMessage, signal: AbortSignal, state: ForwardState, settings: ForwardSettings, target: string): Promise<UpstreamPage> {
@@ -82,6 +126,9 @@ function fetchPage(req: http.IncomingMessage, signal: AbortSignal, state: Forwar
   const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost });
   // We read the body ourselves: it must come as plain JSON.
   headers['accept-encoding'] = 'identity';
+  // Our requests carry no body, whatever the client's did: a length promised and never sent
+  // would leave the registry waiting for it.
+  for (const name of ['content-length', 'transfer-encoding', 'content-type']) delete headers[name];
   return new Promise((resolve, reject) => {
     const upstreamReq = http.request({ ...upstreamRequestOptions(upstream, 'GET', target, headers), signal }, (upstreamRes) => {
       const chunks: Buffer[] = [];
@@ -115,35 +162,77 @@ export async function forwardCatalog(
   mayPull: (repository: string) => boolean,
 ): Promise<void> {
   const target = req.url ?? '/v2/_catalog';
-  const n = pageSize(target.includes('?') ? target.slice(target.indexOf('?') + 1) : '');
-  const allowed: string[] = [];
-  // Without n, pages are as long as the registry's own first one (its default page size).
-  let limit = n ?? MAX_ANSWER_NAMES;
-  let next: string | null = target;
+  const rawQuery = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+  const query = new URLSearchParams(rawQuery);
+  const limit = pageSize(rawQuery);
+  let last = query.get('last') ?? '';
+  if (isCursor(last)) {
+    const opened = openCursor(last);
+    if (opened === null) return refuseCursor(res, state);
+    last = opened;
+  }
   // A client that goes away stops the walk.
   const gone = new AbortController();
   res.once('close', () => gone.abort());
+  let walked: Walked;
   try {
-    while (next !== null && allowed.length < limit) {
-      const page = await fetchPage(req, gone.signal, state, settings, next);
-      state.upstreamStatus = page.status;
-      if (page.status !== 200) return relayAsIs(req, res, state, settings, page);
-      const parsed = parseCatalogPage(page.body, headerValues(page.rawHeaders, 'link'));
-      if (parsed === null) throw new Error('the upstream answered the catalog with something other than a catalog');
-      if (n === null && next === target && parsed.next !== null) limit = Math.max(1, parsed.repositories.length);
-      for (const repository of parsed.repositories) if (mayPull(repository)) allowed.push(repository);
-      // A registry whose next page is the page it just sent would keep us here for ever.
-      next = parsed.next === next ? null : parsed.next;
-    }
+    const outcome = await walk(req, gone.signal, state, settings, mayPull, last, limit);
+    if ('status' in outcome) return relayAsIs(req, res, state, settings, outcome);
+    walked = outcome;
   } catch (err) {
     if (res.destroyed) return;
     fail(req, res, state, settings, err);
     return;
   }
-  const answer = pageOfAllowed(allowed, limit, n, next !== null);
-  const body = JSON.stringify({ repositories: answer.repositories });
+  answer(req, res, state, settings, pageOfAllowed(walked, limit, query.get('n')));
+}
+
+/**
+ * Reads registry pages after `last` until `limit` names the user may pull were found, the catalog
+ * ends, or the page bound is reached; or the first answer that is not a catalog page, to relay.
+ */
+async function walk(
+  req: http.IncomingMessage,
+  signal: AbortSignal,
+  state: ForwardState,
+  settings: ForwardSettings,
+  mayPull: (repository: string) => boolean,
+  last: string,
+  limit: number,
+): Promise<Walked | UpstreamPage> {
+  const allowed: string[] = [];
+  let lastRead: string | null = null;
+  let upstreamHasMore = limit > 0;
+  for (let pages = 0; upstreamHasMore && allowed.length < limit && pages < CATALOG_WALK.maxUpstreamPages; pages++) {
+    const page = await fetchCatalogPage(req, signal, state, settings, lastRead ?? last);
+    state.upstreamStatus = page.status;
+    if (page.status !== 200) return page;
+    const parsed = parseCatalogPage(page.body, headerValues(page.rawHeaders, 'link'));
+    if (parsed === null) throw new Error('the upstream answered the catalog with something other than a catalog');
+    for (const repository of parsed.repositories) if (mayPull(repository)) allowed.push(repository);
+    const pageLast = parsed.repositories[parsed.repositories.length - 1];
+    // An empty page that claims more, or one that does not move on, would keep us here for ever.
+    upstreamHasMore = parsed.next !== null && pageLast !== undefined && pageLast !== lastRead;
+    if (pageLast !== undefined) lastRead = pageLast;
+  }
+  return { allowed, lastRead, upstreamHasMore };
+}
+
+/** One registry page; asked again without n when the registry refuses our page size. */
+async function fetchCatalogPage(req: http.IncomingMessage, signal: AbortSignal, state: ForwardState, settings: ForwardSettings, last: string): Promise<UpstreamPage> {
+  const origin = settings.upstream.origin;
+  if (!refusesLargePages.has(origin)) {
+    const page = await fetchPage(req, signal, state, settings, upstreamTarget(last, true));
+    if (page.status !== 400 || !page.body.toString('utf8').includes('PAGINATION_NUMBER_INVALID')) return page;
+    refusesLargePages.add(origin);
+  }
+  return fetchPage(req, signal, state, settings, upstreamTarget(last, false));
+}
+
+function answer(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, page: FilteredAnswer): void {
+  const body = JSON.stringify({ repositories: page.repositories });
   const headers: http.OutgoingHttpHeaders = { [API_VERSION_HEADER]: API_VERSION };
-  if (answer.next !== null) headers.link = `<${settings.rewrite.publicOrigin ?? ''}${answer.next}>; rel="next"`;
+  if (page.next !== null) headers.link = `<${settings.rewrite.publicOrigin ?? ''}${page.next}>; rel="next"`;
   if (req.method === 'HEAD') {
     for (const [name, value] of Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })) res.setHeader(name, value);
     res.writeHead(200);
@@ -152,6 +241,12 @@ export async function forwardCatalog(
   }
   state.bytesOut = Buffer.byteLength(body);
   sendJson(res, 200, body, headers);
+}
+
+/** A cursor this gateway run did not seal: from before a restart, or made up. */
+function refuseCursor(res: http.ServerResponse, state: ForwardState): void {
+  state.failure = 'catalog cursor that does not open';
+  sendRegistryError(res, 400, 'UNSUPPORTED', 'this catalog page link is no longer valid (the gateway restarted); list the catalog again from the start');
 }
 
 function headerValues(rawHeaders: readonly string[], name: string): string[] {

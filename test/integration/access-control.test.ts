@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { NAME_TOTAL_LENGTH_MAX } from '../../src/access/actions.js';
 import { isGatewayError } from '../../src/errors.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
@@ -155,7 +156,8 @@ describe('a team user', () => {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: `mount=${encodeURIComponent(secret.layerDigest)}&from=secret%2Fx`,
     });
-    expect(res.status).toBe(403);
+    expect(res.status).toBe(415);
+    expect(JSON.parse(res.text)).toMatchObject({ errors: [{ code: 'UNSUPPORTED', message: expect.stringContaining('Content-Type') }] });
     expect(await upstreamStatus(stack, `/v2/team-a/smuggled/blobs/${secret.layerDigest}`)).toBe(404);
   });
 });
@@ -240,6 +242,29 @@ describe('the catalog', () => {
     expect(res.headers.link).toBeUndefined();
     await writeFile(accessFile, POLICY);
     expect(await stack.gateway.reload()).toBe(true);
+  });
+});
+
+describe('repository names longer than the registry takes', () => {
+  const long = `team-a/${'x'.repeat(NAME_TOTAL_LENGTH_MAX - 6)}`; // 256 characters
+
+  it.each([
+    ['a manifest', `/v2/${long}/manifests/v1`, 'GET'],
+    ['an upload', `/v2/${long}/blobs/uploads/`, 'POST'],
+    ['a 32 KB name', `/v2/team-a/${'x/'.repeat(8 * 1024)}x/tags/list`, 'GET'],
+    ['a mount source', '/v2/team-a/app/blobs/uploads/?mount=sha256%3A' + 'a'.repeat(64) + `&from=${encodeURIComponent(long)}`, 'POST'],
+  ])('are refused with NAME_INVALID before any rule is looked at: %s', async (_what, path, method) => {
+    stack.clearLogs();
+    const res = await stack.request(path, { auth: 'robot-ci', method, headers: { 'content-length': '0' } });
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.text)).toMatchObject({ errors: [{ code: 'NAME_INVALID', message: 'invalid repository name' }] });
+    expect(stack.logLines()).toContainEqual(expect.objectContaining({ audit: 'denied', user: 'robot-ci', reason: expect.stringMatching(/characters/) }));
+  });
+
+  it('a name of exactly 255 characters is routed and decided as any other', async () => {
+    const name = `team-a/${'x'.repeat(NAME_TOTAL_LENGTH_MAX - 7)}`;
+    expect((await stack.request(`/v2/${name}/tags/list`, { auth: 'robot-ci' })).status).toBe(404);
+    expect((await stack.request(`/v2/${name}/tags/list`, { auth: 'carol' })).status).toBe(403);
   });
 });
 
@@ -328,6 +353,24 @@ describe('without an access file', () => {
         expect.objectContaining({ audit: 'push', repository: 'anything/app', tag: 'v1', digest: image.manifestDigest, user: 'bob' }),
         expect.objectContaining({ audit: 'delete', repository: 'anything/app', digest: image.manifestDigest, user: 'bob' }),
       ]);
+      // What must never reach the registry is refused here too: a form body, an overlong name.
+      const form = await open.request('/v2/anything/app/blobs/uploads/', {
+        auth: 'bob',
+        method: 'POST',
+        headers: { 'content-type': 'multipart/form-data; boundary=x' },
+        body: '--x\r\nContent-Disposition: form-data; name="from"\r\n\r\nother/app\r\n--x--\r\n',
+      });
+      expect(form.status).toBe(415);
+      for (const [method, path] of [
+        ['GET', `/v2/${'a'.repeat(600)}/tags/list`],
+        ['GET', `/v2/${'a'.repeat(256)}/tags/list`],
+        ['POST', `/v2/anything/app/blobs/uploads/?mount=${image.layerDigest}&from=${'a'.repeat(256)}`],
+      ]) {
+        const long = await open.request(path!, { auth: 'bob', method, headers: { 'content-length': '0' } });
+        expect(long.status, path).toBe(400);
+        expect(long.text).toContain('NAME_INVALID');
+      }
+      expect(open.logLines().filter((l) => l.audit === 'denied')).toHaveLength(4);
     } finally {
       await open.stop();
     }
@@ -335,17 +378,21 @@ describe('without an access file', () => {
 });
 
 describe('the catalog behind many hidden repositories', () => {
-  it('walks as many registry pages as it takes to fill the page a user asked for', async () => {
+  it('fills the page a user asked for from past the hidden ones', async () => {
     // One blob is enough for the registry to list a repository; these sort before carol's.
     for (let i = 0; i < 105; i++) await pushBlobMonolithic(stack, `bulk/r${String(i).padStart(3, '0')}`, Buffer.from('x'));
     // The registry's own catalog, whole.
     const everything = JSON.parse(await upstreamText(stack, '/v2/_catalog?n=1000')) as { repositories: string[] };
     expect(everything.repositories.filter((r) => r.startsWith('bulk/'))).toHaveLength(105);
+    // The registry's pages are large: the gateway read to the end and knows nothing follows.
     const first = await stack.request('/v2/_catalog?n=2', { auth: 'carol' });
     expect(JSON.parse(first.text)).toEqual({ repositories: ['carol/tool', 'library/base'] });
-    expect(nextLink(first)).toBe('/v2/_catalog?last=library%2Fbase&n=2');
-    const rest = await stack.request(nextLink(first)!, { auth: 'carol' });
-    expect(JSON.parse(rest.text)).toEqual({ repositories: [] });
+    expect(nextLink(first)).toBeNull();
+    const one = await stack.request('/v2/_catalog?n=1', { auth: 'carol' });
+    expect(JSON.parse(one.text)).toEqual({ repositories: ['carol/tool'] });
+    expect(nextLink(one)).toBe('/v2/_catalog?last=carol%2Ftool&n=1');
+    const rest = await stack.request(nextLink(one)!, { auth: 'carol' });
+    expect(JSON.parse(rest.text)).toEqual({ repositories: ['library/base'] });
     expect(rest.headers.link).toBeUndefined();
     // Without n the registry pages by 100 itself: a user who may read everything gets its pages,
     // and one who may read two names past the first page gets them at once.

@@ -1,18 +1,18 @@
 // Request -> needed access, for every route of the distribution API (OCI distribution spec
 // end-1 .. end-13, plus the registry's catalog and upload-status routes).
 import { describe, expect, it } from 'vitest';
-import { mountSources, requestAccess, type RegistryRequest } from '../../../src/access/actions.js';
+import { isOverlongPath, mountSources, NAME_TOTAL_LENGTH_MAX, requestAccess, type RegistryRequest } from '../../../src/access/actions.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const UUID = '6f4e5a3c-1b2d-4e5f-8a9b-0c1d2e3f4a5b';
 
-const access = (method: string, target: string, contentType?: string) => {
+const access = (method: string, target: string) => {
   const at = target.indexOf('?');
-  const request: RegistryRequest = { method, path: at === -1 ? target : target.slice(0, at), query: at === -1 ? '' : target.slice(at + 1), contentType };
+  const request: RegistryRequest = { method, path: at === -1 ? target : target.slice(0, at), query: at === -1 ? '' : target.slice(at + 1) };
   return requestAccess(request);
 };
-const needs = (method: string, target: string, contentType?: string) => {
-  const a = access(method, target, contentType);
+const needs = (method: string, target: string) => {
+  const a = access(method, target);
   return a.kind === 'repository' ? a.needs.map((n) => `${n.action} ${n.repository}`) : a.kind;
 };
 
@@ -97,37 +97,62 @@ describe('requestAccess: the routes of the distribution API', () => {
     expect(access(method, target).kind).toBe('unmapped');
   });
 
-  it.each(['application/x-www-form-urlencoded', 'Multipart/Form-Data; boundary=x', 'application/octet-stream, application/x-www-form-urlencoded'])(
-    'refuses a body the registry would parse as form fields (%s): they could name a mount source',
-    (contentType) => {
-      expect(access('POST', '/v2/team-a/app/blobs/uploads/', contentType).kind).toBe('unmapped');
-      expect(access('PUT', `/v2/team-a/app/blobs/uploads/${UUID}`, contentType).kind).toBe('unmapped');
-    },
-  );
+});
 
-  it('takes ordinary bodies', () => {
-    expect(needs('PUT', '/v2/app/manifests/v1', 'application/vnd.oci.image.manifest.v1+json')).toEqual(['push app']);
-    expect(needs('PATCH', `/v2/app/blobs/uploads/${UUID}`, 'application/octet-stream')).toEqual(['push app']);
-    // A form content type on a GET carries no body the registry reads.
-    expect(needs('GET', '/v2/app/tags/list', 'application/x-www-form-urlencoded')).toEqual(['pull app']);
+describe('repository names longer than the registry takes', () => {
+  const name = (length: number) => `${'a'.repeat(length - 2)}/b`;
+
+  it('routes a name of 255 characters, the most the registry accepts', () => {
+    expect(needs('GET', `/v2/${name(NAME_TOTAL_LENGTH_MAX)}/manifests/v1`)).toEqual([`pull ${name(NAME_TOTAL_LENGTH_MAX)}`]);
+    expect(needs('GET', `/v2/${name(NAME_TOTAL_LENGTH_MAX)}/referrers/sha512:${'a'.repeat(128)}`)).toEqual([`pull ${name(NAME_TOTAL_LENGTH_MAX)}`]);
+  });
+
+  it.each([
+    ['GET', `/v2/${name(256)}/manifests/v1`],
+    ['GET', `/v2/${name(256)}/tags/list`],
+    ['POST', `/v2/${name(300)}/blobs/uploads/`],
+    ['GET', `/v2/${name(32 * 1024)}/manifests/v1`],
+    ['GET', `/v2/${'a/'.repeat(16 * 1024)}x/blobs/${DIGEST}`],
+    ['POST', `/v2/app/blobs/uploads/?mount=${DIGEST}&from=${name(256)}`],
+    ['POST', `/v2/app/blobs/uploads/?mount=${DIGEST}&from=library%2Fbase&from=${'a'.repeat(20_000)}`],
+  ])('refuses %s %s as an invalid name', (method, target) => {
+    expect(access(method, target).kind).toBe('invalid-name');
+  });
+
+  it('refuses a path too long for any name before routing it', () => {
+    const path = `/v2/${'a'.repeat(520)}`;
+    expect(isOverlongPath(path)).toBe(true);
+    expect(access('GET', path)).toMatchObject({ kind: 'invalid-name', reason: expect.stringContaining('524 characters') });
+    expect(isOverlongPath(`/v2/${name(NAME_TOTAL_LENGTH_MAX)}/manifests/sha512:${'a'.repeat(128)}`)).toBe(false);
   });
 });
 
 describe('mountSources', () => {
+  const sources = (query: string) => {
+    const result = mountSources(query);
+    return result.ok ? result.sources : null;
+  };
+
   it('finds every "from", however the query spells it', () => {
-    expect(mountSources(`mount=${DIGEST}&from=team%2Fapp`)).toEqual(['team/app']);
-    expect(mountSources('from=a&from=b')).toEqual(['a', 'b']);
-    expect(mountSources('x=1;from=secret/app')).toEqual(['secret/app']);
-    expect(mountSources('fr%6Fm=secret/app')).toEqual(['secret/app']);
-    expect(mountSources('mount=x')).toEqual([]);
-    expect(mountSources('')).toEqual([]);
+    expect(sources(`mount=${DIGEST}&from=team%2Fapp`)).toEqual(['team/app']);
+    expect(sources('from=a&from=b')).toEqual(['a', 'b']);
+    expect(sources('x=1;from=secret/app')).toEqual(['secret/app']);
+    expect(sources('fr%6Fm=secret/app')).toEqual(['secret/app']);
+    expect(sources('mount=x')).toEqual([]);
+    expect(sources('')).toEqual([]);
   });
 
   it('refuses a source that is not a repository name', () => {
-    expect(mountSources('from=Secret/App')).toBeNull();
-    expect(mountSources('from=')).toBeNull();
-    expect(mountSources('from=%zz')).toBeNull();
-    expect(mountSources('from=a/../b')).toBeNull();
+    expect(sources('from=Secret/App')).toBeNull();
+    expect(sources('from=')).toBeNull();
+    expect(sources('from=%zz')).toBeNull();
+    expect(sources('from=a/../b')).toBeNull();
     expect(access('POST', '/v2/app/blobs/uploads/?mount=x&from=..%2Fsecret').kind).toBe('unmapped');
+  });
+
+  it('says when a source is too long rather than malformed', () => {
+    expect(mountSources(`from=${'a'.repeat(255)}`)).toEqual({ ok: true, sources: ['a'.repeat(255)] });
+    expect(mountSources(`from=${'a'.repeat(256)}`)).toMatchObject({ ok: false, tooLong: true });
+    expect(mountSources(`from=${'A'.repeat(256)}`)).toMatchObject({ ok: false, tooLong: true });
   });
 });
