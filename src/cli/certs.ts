@@ -127,6 +127,16 @@ export async function certs(argv: string[], env: NodeJS.ProcessEnv = process.env
   }
 }
 
+/** The --host and --ip values of a command that makes a server certificate: at least one. */
+function serverNames(host: Values[string], ip: Values[string]): { hosts: string[]; ips: string[] } {
+  const hosts = strings(host);
+  const ips = strings(ip);
+  if (hosts.length === 0 && ips.length === 0) {
+    throw new GatewayError('USAGE', 'give at least one --host NAME or --ip ADDR: the names clients will use to reach the gateway');
+  }
+  return { hosts, ips };
+}
+
 async function init(argv: string[]): Promise<number> {
   const flags = parse('init', argv, {
     host: { type: 'string', multiple: true },
@@ -138,11 +148,7 @@ async function init(argv: string[]): Promise<number> {
     force: { type: 'boolean' },
   });
   if (flags.help === true) return help(INIT_USAGE);
-  const hosts = strings(flags.host);
-  const ips = strings(flags.ip);
-  if (hosts.length === 0 && ips.length === 0) {
-    throw new GatewayError('USAGE', 'give at least one --host NAME or --ip ADDR: the names clients will use to reach the gateway');
-  }
+  const { hosts, ips } = serverNames(flags.host, flags.ip);
   const caDomains = parseCaDomains(strings(flags['ca-domain']));
   if (caDomains.problems.length > 0) throw new GatewayError('USAGE', `--ca-domain: ${caDomains.problems.join('; ')}`);
   const dir = text(flags.out) ?? DEFAULT_DIR;
@@ -176,11 +182,7 @@ async function server(argv: string[]): Promise<number> {
     force: { type: 'boolean' },
   });
   if (flags.help === true) return help(SERVER_USAGE);
-  const hosts = strings(flags.host);
-  const ips = strings(flags.ip);
-  if (hosts.length === 0 && ips.length === 0) {
-    throw new GatewayError('USAGE', 'give at least one --host NAME or --ip ADDR: the names clients will use to reach the gateway');
-  }
+  const { hosts, ips } = serverNames(flags.host, flags.ip);
   const dir = text(flags.out) ?? DEFAULT_DIR;
   const days = count('--days', text(flags.days), 36_500);
   const files = await writeServerCertificate(dir, { hosts, ips, days, force: flags.force === true });
