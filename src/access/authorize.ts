@@ -5,11 +5,11 @@
 // long for the registry, never reach it.
 
 import type { Logger } from 'pino';
-import type { RequestContext } from '../server/context.js';
-import { declaresBody, hasUnreadBody } from '../server/context.js';
-import { API_VERSION, API_VERSION_HEADER } from '../proxy/headers.js';
-import { sendJson } from '../server/responses.js';
-import { isOverlongPath, mayHoldOverlongName, requestAccess, type RequestAccess } from './actions.js';
+import type { RequestContext } from '../registry/context.js';
+import { declaresBody, hasUnreadBody } from '../registry/context.js';
+import { API_VERSION, API_VERSION_HEADER } from '../registry/answers.js';
+import { sendJson } from '../registry/answers.js';
+import { isOverlongPath, mayHoldOverlongName, requestAccess, type RequestAccess } from '../registry/routes.js';
 import { ACCEPTED_BODY_TYPES, bodyTypeProblem } from './body-type.js';
 import { firstRefusedNeed } from './decide.js';
 import type { AccessPolicy } from './policy.js';

@@ -1,7 +1,7 @@
 // Whether a user may do an action on a repository: allowed when any rule grants it (the union of
 // the rules; their order does not matter), and which rule that is, for logs and `access check`.
 
-import type { Action, Need } from './actions.js';
+import type { Action, Need } from '../registry/routes.js';
 import type { AccessPolicy, AccessRule } from './policy.js';
 
 export function ruleAppliesTo(rule: AccessRule, user: string): boolean {

@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
-import { ACTIONS, type Action } from './actions.js';
+import { ACTIONS, type Action } from '../registry/routes.js';
 import { compilePattern, patternProblem, type RepositoryPattern } from './glob.js';
 
 export interface AccessRule {

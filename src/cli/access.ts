@@ -3,7 +3,7 @@
 // The file is validated as `serve` would: a broken one is reported line by line.
 
 import { parseArgs } from 'node:util';
-import { ACTIONS, isRepositoryName, type Action } from '../access/actions.js';
+import { ACTIONS, isRepositoryName, type Action } from '../registry/routes.js';
 import { explainDecision } from '../access/decide.js';
 import { formatAccessProblem, readAccessFile } from '../access/policy.js';
 

@@ -4,7 +4,7 @@
 
 import { readdirSync } from 'node:fs';
 import type { AuthStats } from '../auth/authenticator.js';
-import { responseBytes, type RequestContext } from '../server/context.js';
+import { responseBytes, type RequestContext } from '../registry/context.js';
 import { createMetricRegistry, labels, renderPrometheus, type Samples } from './registry.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);

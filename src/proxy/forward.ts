@@ -5,8 +5,8 @@
 
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { declaresBody, hasUnreadBody } from '../server/context.js';
-import { sendRegistryError } from '../server/responses.js';
+import { declaresBody, hasUnreadBody } from '../registry/context.js';
+import { sendRegistryError } from '../registry/answers.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
 import { connectionTokens } from './hop-by-hop.js';
 import { MAX_ENTRY_BYTES, cacheableHeaders, changedRepository, manifestRequestKey, type CachedManifest, type ManifestCache, type ManifestKey, type Ticket } from './manifest-cache.js';

@@ -4,9 +4,7 @@
 import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
 import { basicChallenge, rewriteLink, rewriteLocation, type RewriteContext } from './rewrite.js';
-
-export const API_VERSION_HEADER = 'docker-distribution-api-version';
-export const API_VERSION = 'registry/2.0';
+import { API_VERSION, API_VERSION_HEADER } from '../registry/answers.js';
 
 // Where a client claims to come from or to have asked for: only the gateway may say that.
 const CLAIMED_ORIGIN = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-original-host', 'x-host']);

@@ -14,7 +14,7 @@
 // sent, so a key is made from the very header set the request is forwarded with.
 
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
-import { requestAccess } from '../access/actions.js';
+import { requestAccess } from '../registry/routes.js';
 import { namesEndToEnd } from './hop-by-hop.js';
 
 export interface ManifestKey {

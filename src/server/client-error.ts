@@ -6,8 +6,8 @@
 import type { Duplex } from 'node:stream';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { API_VERSION } from '../proxy/headers.js';
-import { registryErrorBody } from './responses.js';
+import { API_VERSION } from '../registry/answers.js';
+import { registryErrorBody } from '../registry/answers.js';
 
 export interface ClientErrorAnswer {
   readonly status: number;

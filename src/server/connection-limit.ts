@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { sendRegistryError } from './responses.js';
+import { sendRegistryError } from '../registry/answers.js';
 
 /** Connections beyond the limit kept for health checks while every other connection is busy. */
 export const HEALTH_RESERVE = 8;

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { ServerResponse } from 'node:http';
 import { upstreamRequestOptions, type Upstream } from '../proxy/upstream.js';
-import { sendJson } from './responses.js';
+import { sendJson } from '../registry/answers.js';
 
 const READINESS_TIMEOUT_MS = 5_000;
 

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AccessControl } from '../access/access-watch.js';
 import { authorize } from '../access/authorize.js';
-import { forwardCatalog } from '../access/catalog.js';
+import { forwardCatalog } from '../proxy/catalog.js';
 import { isAllowed } from '../access/decide.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { parseBasicAuthorization } from '../auth/basic.js';
@@ -17,9 +17,9 @@ import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { canonicalPath } from '../proxy/path.js';
 import { basicChallenge } from '../proxy/rewrite.js';
 import { clientErrorOn } from './client-error.js';
-import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from './context.js';
+import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from '../registry/context.js';
 import { answerLiveness, answerReadiness } from './health.js';
-import { sendJson, sendRegistryError } from './responses.js';
+import { sendJson, sendRegistryError } from '../registry/answers.js';
 
 export interface PipelineDeps {
   readonly authenticator: Authenticator;

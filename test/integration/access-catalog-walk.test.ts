@@ -9,8 +9,8 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CATALOG_WALK } from '../../src/access/catalog.js';
-import { isCursor, sealCursor } from '../../src/access/catalog-cursor.js';
+import { CATALOG_WALK } from '../../src/proxy/catalog.js';
+import { isCursor, sealCursor } from '../../src/proxy/catalog-cursor.js';
 import { startFakeUpstream, startGatewayBefore } from '../helpers/fake-upstream.js';
 import { startTestStack, type TestResponse, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
@@ -242,7 +242,7 @@ describe('a registry that refuses pages of 1000 (catalog.maxentries lowered)', (
 describe('cursors across the processes of one gateway (--workers)', () => {
   it('a cursor sealed by the first process opens in a process it starts, as cluster workers inherit its environment', async () => {
     const cursor = sealCursor('hidden-h/r123');
-    const module = fileURLToPath(new URL('../../dist/access/catalog-cursor.js', import.meta.url));
+    const module = fileURLToPath(new URL('../../dist/proxy/catalog-cursor.js', import.meta.url));
     const script = `const { openCursor } = await import(${JSON.stringify(module)}); process.stdout.write(String(openCursor(process.argv[1])));`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, cursor]);
     expect(stdout).toBe('hidden-h/r123');

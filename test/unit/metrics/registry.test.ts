@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { upstreamErrorOf } from '../../../src/metrics/gateway-metrics.js';
 import { createMetricRegistry, labels, mergeSamples, renderPrometheus } from '../../../src/metrics/registry.js';
-import type { RequestContext } from '../../../src/server/context.js';
+import type { RequestContext } from '../../../src/registry/context.js';
 
 describe('metric registry', () => {
   it('renders counters with HELP and TYPE, zero before the first increment', () => {

@@ -1,7 +1,7 @@
 // Request -> needed access, for every route of the distribution API (OCI distribution spec
 // end-1 .. end-13, plus the registry's catalog and upload-status routes).
 import { describe, expect, it } from 'vitest';
-import { isOverlongPath, mountSources, NAME_TOTAL_LENGTH_MAX, requestAccess, type RegistryRequest } from '../../../src/access/actions.js';
+import { isOverlongPath, mountSources, NAME_TOTAL_LENGTH_MAX, requestAccess, type RegistryRequest } from '../../../src/registry/routes.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const UUID = '6f4e5a3c-1b2d-4e5f-8a9b-0c1d2e3f4a5b';

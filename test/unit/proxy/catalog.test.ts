@@ -1,8 +1,8 @@
 // The pure parts of catalog filtering: reading a page, the client's n, and the page we answer.
 import { describe, expect, it } from 'vitest';
-import { isRepositoryName } from '../../../src/access/actions.js';
-import { CURSOR_PREFIX, isCursor, openCursor, sealCursor } from '../../../src/access/catalog-cursor.js';
-import { nextTarget, pageOfAllowed, pageSize, parseCatalogPage } from '../../../src/access/catalog.js';
+import { isRepositoryName } from '../../../src/registry/routes.js';
+import { CURSOR_PREFIX, isCursor, openCursor, sealCursor } from '../../../src/proxy/catalog-cursor.js';
+import { nextTarget, pageOfAllowed, pageSize, parseCatalogPage } from '../../../src/proxy/catalog.js';
 
 describe('catalog pages', () => {
   it('reads the repositories and the next page of a registry answer', () => {

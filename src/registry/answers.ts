@@ -1,7 +1,10 @@
 // Answers the gateway writes itself, in the registry's own error format so clients print them.
 
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { API_VERSION, API_VERSION_HEADER } from '../proxy/headers.js';
+
+/** The distribution API version header every registry answer carries. */
+export const API_VERSION_HEADER = 'docker-distribution-api-version';
+export const API_VERSION = 'registry/2.0';
 
 /** Error codes of the distribution API that the gateway itself answers with. */
 export type RegistryErrorCode = 'UNAUTHORIZED' | 'DENIED' | 'UNAVAILABLE' | 'TOOMANYREQUESTS' | 'NOTFOUND' | 'UNSUPPORTED';

@@ -9,11 +9,11 @@
 // per page, not one per hidden page. Catalog bodies are small JSON read whole, up to a cap.
 
 import http from 'node:http';
-import { declaresBody } from '../server/context.js';
-import { sendJson, sendRegistryError } from '../server/responses.js';
-import type { ForwardSettings, ForwardState } from '../proxy/forward.js';
-import { API_VERSION, API_VERSION_HEADER, buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from '../proxy/headers.js';
-import { describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout } from '../proxy/upstream.js';
+import { declaresBody } from '../registry/context.js';
+import { API_VERSION, API_VERSION_HEADER, sendJson, sendRegistryError } from '../registry/answers.js';
+import type { ForwardSettings, ForwardState } from './forward.js';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
+import { describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout } from './upstream.js';
 import { isCursor, openCursor, sealCursor } from './catalog-cursor.js';
 
 /** Upstream catalog pages are read whole, up to this; more is refused as unusable (502). */
