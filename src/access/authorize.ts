@@ -5,11 +5,9 @@
 // long for the registry, never reach it.
 
 import type { Logger } from 'pino';
-import type { RequestContext } from '../registry/context.js';
-import { declaresBody, hasUnreadBody } from '../registry/context.js';
-import { API_VERSION, API_VERSION_HEADER } from '../registry/answers.js';
-import { sendJson } from '../registry/answers.js';
-import { isOverlongPath, mayHoldOverlongName, requestAccess, type RequestAccess } from '../registry/routes.js';
+import { API_VERSION, API_VERSION_HEADER, sendJson } from '../registry/answers.js';
+import { declaresBody, hasUnreadBody, routeOf, type RequestContext } from '../registry/context.js';
+import { isOverlongPath, mayHoldOverlongName, type RequestAccess } from '../registry/routes.js';
 import { ACCEPTED_BODY_TYPES, bodyTypeProblem } from './body-type.js';
 import { firstRefusedNeed } from './decide.js';
 import type { AccessPolicy } from './policy.js';
@@ -21,16 +19,6 @@ const NEEDS_MAPPING_WITHOUT_POLICY = new Set(['PUT', 'DELETE', 'POST']);
 
 /** What the registry's own token auth answers; docker prints "denied: requested access to the resource is denied". */
 export const DENIED_MESSAGE = 'requested access to the resource is denied';
-
-function accessOf(ctx: RequestContext): RequestAccess {
-  const target = ctx.req.url ?? '';
-  const queryAt = target.indexOf('?');
-  return requestAccess({
-    method: ctx.req.method ?? 'GET',
-    path: ctx.path,
-    query: queryAt === -1 ? '' : target.slice(queryAt + 1),
-  });
-}
 
 /** A refusal in the registry's error format, and why, for the audit line. */
 interface Refusal {
@@ -52,7 +40,7 @@ export function authorize(ctx: RequestContext, policy: AccessPolicy | null, log:
   // Without a policy only pushes and deletes need mapping, for the audit trail, and requests that
   // could name a repository too long for the registry (a long path, a mount's source).
   if (policy === null && !NEEDS_MAPPING_WITHOUT_POLICY.has(ctx.req.method ?? '') && !mayHoldOverlongName(ctx.path)) return 'forward';
-  const access = accessOf(ctx);
+  const access = routeOf(ctx);
   if (access.kind === 'invalid-name') return refuse(ctx, log, nameInvalid(access.reason));
   if (policy === null) {
     auditWhenStored(ctx, access, log);

@@ -161,8 +161,7 @@ export async function forwardCatalog(
   settings: ForwardSettings,
   mayPull: (repository: string) => boolean,
 ): Promise<void> {
-  const target = req.url ?? '/v2/_catalog';
-  const rawQuery = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+  const rawQuery = state.query ?? '';
   const query = new URLSearchParams(rawQuery);
   const limit = pageSize(rawQuery);
   let last = query.get('last') ?? '';

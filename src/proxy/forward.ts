@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import type { Logger } from 'pino';
-import { declaresBody, hasUnreadBody } from '../registry/context.js';
+import { declaresBody, hasUnreadBody, type Routed } from '../registry/context.js';
 import { sendRegistryError } from '../registry/answers.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
 import { connectionTokens } from './hop-by-hop.js';
@@ -27,8 +27,8 @@ export interface ForwardSettings {
   readonly manifests: ManifestCache | null;
 }
 
-/** The parts of a request's state that forwarding fills in, for the access log. */
-export interface ForwardState {
+/** The request as routed, and the parts of its state that forwarding fills in, for the access log. */
+export interface ForwardState extends Routed {
   readonly remoteAddress: string;
   bytesIn: number;
   bytesOut: number;
@@ -52,14 +52,14 @@ export function forward(req: http.IncomingMessage, res: http.ServerResponse, sta
   let fill: Fill | null = null;
   let change: Change | null = null;
   if (manifests !== null) {
-    const key = manifestRequestKey(req.method ?? 'GET', req.url ?? '/', headers, named);
+    const key = manifestRequestKey(state, headers, named);
     const hit = key && manifests.lookup(key);
     if (hit) {
       answerFromCache(req, res, state, hit);
       return;
     }
     if (key && req.method === 'GET') fill = { key, ticket: manifests.ticket(key.repository) };
-    if (!key) change = noteChange(req, manifests);
+    if (!key) change = noteChange(state, manifests);
   }
   if (!declaresBody(req)) {
     start(req, res, state, settings, headers, fill, change);
@@ -100,10 +100,8 @@ interface Change {
   settle(then?: () => void): void;
 }
 
-function noteChange(req: http.IncomingMessage, manifests: ManifestCache): Change | null {
-  const target = req.url ?? '/';
-  const queryAt = target.indexOf('?');
-  const repository = changedRepository(req.method ?? 'GET', queryAt === -1 ? target : target.slice(0, queryAt), queryAt === -1 ? '' : target.slice(queryAt + 1));
+function noteChange(request: Routed, manifests: ManifestCache): Change | null {
+  const repository = changedRepository(request);
   if (repository === null) return null;
   manifests.changed(repository);
   let settled = false;
@@ -163,7 +161,7 @@ function start(
     if (res.destroyed || state.upstreamStatus !== null) return;
     const failure = describeUpstreamFailure(err);
     state.failure = failure.reason;
-    settings.log.error({ upstream: upstream.origin, reason: failure.reason, method: req.method, path: req.url?.split('?')[0] }, failure.message);
+    settings.log.error({ upstream: upstream.origin, reason: failure.reason, method: req.method, path: state.path }, failure.message);
     // The connection stays open for the client's next request unless body bytes are still coming.
     const answer = () => sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, hasUnreadBody(req) ? { connection: 'close' } : {});
     if (change === null) answer();

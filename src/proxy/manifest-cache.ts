@@ -14,7 +14,7 @@
 // sent, so a key is made from the very header set the request is forwarded with.
 
 import type { OutgoingHttpHeader, OutgoingHttpHeaders } from 'node:http';
-import { requestAccess } from '../registry/routes.js';
+import { routeOf, type Routed } from '../registry/context.js';
 import { namesEndToEnd } from './hop-by-hop.js';
 
 export interface ManifestKey {
@@ -153,8 +153,8 @@ const UNCACHEABLE_REQUEST_HEADERS = ['range', 'if-match', 'if-none-match', 'if-m
  * is the header set the request is forwarded with (what the registry's answer depends on), and
  * `connection` the names the client's Connection headers list.
  */
-export function manifestRequestKey(method: string, target: string, upstream: OutgoingHttpHeaders, connection: ReadonlySet<string>): ManifestKey | null {
-  if ((method !== 'GET' && method !== 'HEAD') || target.includes('?')) return null;
+export function manifestRequestKey(request: Routed, upstream: OutgoingHttpHeaders, connection: ReadonlySet<string>): ManifestKey | null {
+  if ((request.method !== 'GET' && request.method !== 'HEAD') || request.query !== null) return null;
   // `Connection: accept` has the gateway drop the Accept it names: the registry then answers
   // another question (schema 1 for a schema-2 tag) than the same request without it. Such
   // requests are rare and never sent by registry clients; they neither use nor fill the cache.
@@ -162,7 +162,7 @@ export function manifestRequestKey(method: string, target: string, upstream: Out
   for (const name of UNCACHEABLE_REQUEST_HEADERS) if (upstream[name] !== undefined) return null;
   if (upstream['content-length'] !== undefined && upstream['content-length'] !== '0') return null;
   if (upstream['transfer-encoding'] !== undefined) return null;
-  const access = requestAccess({ method, path: target, query: '' });
+  const access = routeOf(request);
   if (access.kind !== 'repository' || access.route !== 'manifest') return null;
   return { repository: access.repository, key: `${access.repository}\n${access.reference}${headerLines(upstream.accept)}` };
 }
@@ -181,9 +181,9 @@ function headerLines(value: OutgoingHttpHeader | undefined): string {
 }
 
 /** The repository whose manifests a request may change: anything but a GET or HEAD on one of its routes. */
-export function changedRepository(method: string, path: string, query: string): string | null {
-  if (method === 'GET' || method === 'HEAD') return null;
-  const access = requestAccess({ method, path, query });
+export function changedRepository(request: Routed): string | null {
+  if (request.method === 'GET' || request.method === 'HEAD') return null;
+  const access = routeOf(request);
   return access.kind === 'repository' ? access.repository : null;
 }
 

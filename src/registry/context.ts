@@ -1,8 +1,19 @@
 // What one request carries through the pipeline, and what its access-log line reports.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { requestAccess, type RequestAccess } from './routes.js';
 
-export interface RequestContext {
+/** A request's method, path and query, and the route they map to, worked out once (routeOf). */
+export interface Routed {
+  readonly method: string;
+  /** The request target's path, without the query (canonical once routed). */
+  readonly path: string;
+  /** The raw query without "?", forwarded byte for byte; null when the target has no "?". */
+  readonly query: string | null;
+  route: RequestAccess | null;
+}
+
+export interface RequestContext extends Routed {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly startedAt: bigint;
@@ -21,14 +32,23 @@ export interface RequestContext {
   cached: boolean;
 }
 
-export function createContext(req: IncomingMessage, res: ServerResponse): RequestContext {
-  const target = req.url ?? '/';
+/** A method and request target split once into path and query, not routed yet. */
+export function routed(method: string, target: string): Routed {
   const queryAt = target.indexOf('?');
+  return {
+    method,
+    path: queryAt === -1 ? target : target.slice(0, queryAt),
+    query: queryAt === -1 ? null : target.slice(queryAt + 1),
+    route: null,
+  };
+}
+
+export function createContext(req: IncomingMessage, res: ServerResponse): RequestContext {
   return {
     req,
     res,
     startedAt: process.hrtime.bigint(),
-    path: queryAt === -1 ? target : target.slice(0, queryAt),
+    ...routed(req.method ?? 'GET', req.url ?? '/'),
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
     user: null,
     forwarded: false,
@@ -38,6 +58,14 @@ export function createContext(req: IncomingMessage, res: ServerResponse): Reques
     failure: null,
     cached: false,
   };
+}
+
+/**
+ * The route of the request: mapped on first use, after the path was made canonical, and then
+ * shared by authorization, the manifest cache and forwarding.
+ */
+export function routeOf(request: Routed): RequestAccess {
+  return (request.route ??= requestAccess({ method: request.method, path: request.path, query: request.query ?? '' }));
 }
 
 /** Whether the request is framed as having a body: Transfer-Encoding, or a non-zero Content-Length. */

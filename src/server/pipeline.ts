@@ -137,11 +137,9 @@ function canonicalize(ctx: RequestContext): boolean {
     return false;
   }
   if (canonical.path !== ctx.path) {
-    const target = ctx.req.url ?? '';
-    const queryAt = target.indexOf('?');
     ctx.path = canonical.path;
     // The query goes on byte for byte: the registry signs its upload state in it.
-    ctx.req.url = canonical.path + (queryAt === -1 ? '' : target.slice(queryAt));
+    ctx.req.url = canonical.path + (ctx.query === null ? '' : `?${ctx.query}`);
   }
   return true;
 }

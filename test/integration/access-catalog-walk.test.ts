@@ -240,14 +240,32 @@ describe('a registry that refuses pages of 1000 (catalog.maxentries lowered)', (
 });
 
 describe('cursors across the processes of one gateway (--workers)', () => {
-  it('a cursor sealed by the first process opens in a process it starts, as cluster workers inherit its environment', async () => {
-    const cursor = sealCursor('hidden-h/r123');
+  it('a cursor sealed by the first process opens in the cluster workers it forks, and in no other process', async () => {
     const module = fileURLToPath(new URL('../../dist/proxy/catalog-cursor.js', import.meta.url));
-    const script = `const { openCursor } = await import(${JSON.stringify(module)}); process.stdout.write(String(openCursor(process.argv[1])));`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, cursor]);
-    expect(stdout).toBe('hidden-h/r123');
-    // A process of another gateway run has another key.
-    const alone = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, cursor], { env: { PATH: process.env.PATH } });
-    expect(alone.stdout).toBe('null');
+    const script = [
+      "import cluster from 'node:cluster';",
+      `const { openCursor, sealCursor } = await import(${JSON.stringify(module)});`,
+      'if (cluster.isPrimary) {',
+      "  const worker = cluster.fork({ CURSOR: sealCursor('hidden-h/r123') });",
+      "  worker.on('message', (opened) => { process.stdout.write(String(opened)); worker.kill(); });",
+      '} else {',
+      '  process.send(String(openCursor(process.env.CURSOR)));',
+      '}',
+    ].join('\n');
+    // A file, not -e: cluster.fork() runs the primary's script again.
+    const scratch = await mkdtemp(join(tmpdir(), 'rgw-cursor-'));
+    try {
+      await writeFile(join(scratch, 'fork.mjs'), script);
+      const { stdout } = await promisify(execFile)(process.execPath, [join(scratch, 'fork.mjs')]);
+      expect(stdout).toBe('hidden-h/r123');
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+    // This process sealed one too; a process it starts that is not its cluster worker does not
+    // take the key from its environment, nor does a process of another gateway run.
+    const cursor = sealCursor('hidden-h/r123');
+    const open = `const { openCursor } = await import(${JSON.stringify(module)}); process.stdout.write(String(openCursor(process.argv[1])));`;
+    expect((await promisify(execFile)(process.execPath, ['--input-type=module', '-e', open, cursor])).stdout).toBe('null');
+    expect((await promisify(execFile)(process.execPath, ['--input-type=module', '-e', open, cursor], { env: { PATH: process.env.PATH } })).stdout).toBe('null');
   });
 });

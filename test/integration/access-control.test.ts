@@ -11,8 +11,7 @@ import { NAME_TOTAL_LENGTH_MAX } from '../../src/registry/routes.js';
 import { isGatewayError } from '../../src/errors.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
-import { makeImage, MEDIA_TYPES, nextLink, pushBlobMonolithic, pushImage, sha256, type PushedImage } from '../helpers/registry-api.js';
-import { eventually } from '../helpers/wait.js';
+import { eventually, makeImage, MEDIA_TYPES, nextLink, pushBlobMonolithic, pushImage, sha256, type PushedImage } from './registry-api.js';
 
 const user = (name: string): HtpasswdUser => ({ user: name, password: `${name}-secret`, algorithm: 'bcrypt', cost: 4 });
 

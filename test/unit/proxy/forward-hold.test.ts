@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { routed } from '../../../src/registry/context.js';
 import { forward, type ForwardState } from '../../../src/proxy/forward.js';
 import { createManifestCache } from '../../../src/proxy/manifest-cache.js';
 import { createReclaimer } from '../../../src/proxy/reclaim.js';
@@ -41,7 +42,7 @@ async function startFront(upstreamUrl: string): Promise<Front> {
     manifests: createManifestCache({ ttlMs: 60_000, onChange: (repository, dropped) => void announced.push({ repository, dropped }) }),
   };
   const server = http.createServer((req, res) => {
-    const state: ForwardState = { remoteAddress: '127.0.0.1', bytesIn: 0, bytesOut: 0, upstreamStatus: null, failure: null, cached: false };
+    const state: ForwardState = { ...routed(req.method ?? 'GET', req.url ?? '/'), remoteAddress: '127.0.0.1', bytesIn: 0, bytesOut: 0, upstreamStatus: null, failure: null, cached: false };
     states.push(state);
     forward(req, res, state, settings);
   });

@@ -3,6 +3,7 @@ import type { OutgoingHttpHeaders } from 'node:http';
 import { buildUpstreamRequestHeaders } from '../../../src/proxy/headers.js';
 import { connectionTokens } from '../../../src/proxy/hop-by-hop.js';
 import { cacheableHeaders, changedRepository, createManifestCache, manifestRequestKey, type CachedManifest, type ManifestKey } from '../../../src/proxy/manifest-cache.js';
+import { routed } from '../../../src/registry/context.js';
 
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const answer = (text: string): CachedManifest => ({ headers: { 'content-length': String(text.length) }, body: Buffer.from(text) });
@@ -15,9 +16,9 @@ const OCI = 'application/vnd.oci.image.manifest.v1+json';
 function keyOf(method: string, target: string, rawHeaders: string[]): string | null {
   const named = connectionTokens(rawHeaders);
   const upstream = buildUpstreamRequestHeaders(rawHeaders, { clientAddress: '192.0.2.1', host: 'gw.example' }, named);
-  return manifestRequestKey(method, target, upstream, named)?.key ?? null;
+  return manifestRequestKey(routed(method, target), upstream, named)?.key ?? null;
 }
-const keyFor = (headers: OutgoingHttpHeaders) => manifestRequestKey('GET', '/v2/team/app/manifests/latest', headers, NO_CONNECTION)?.key ?? null;
+const keyFor = (headers: OutgoingHttpHeaders) => manifestRequestKey(routed('GET', '/v2/team/app/manifests/latest'), headers, NO_CONNECTION)?.key ?? null;
 
 function clock() {
   let t = 1_000;
@@ -26,24 +27,24 @@ function clock() {
 
 describe('manifestRequestKey', () => {
   it('keys GET and HEAD of a manifest by repository, reference and Accept', () => {
-    const a = manifestRequestKey('GET', '/v2/team/app/manifests/latest', { accept: OCI }, NO_CONNECTION);
-    const b = manifestRequestKey('HEAD', '/v2/team/app/manifests/latest', { accept: OCI }, NO_CONNECTION);
-    const c = manifestRequestKey('GET', '/v2/team/app/manifests/latest', { accept: V2 }, NO_CONNECTION);
+    const a = manifestRequestKey(routed('GET', '/v2/team/app/manifests/latest'), { accept: OCI }, NO_CONNECTION);
+    const b = manifestRequestKey(routed('HEAD', '/v2/team/app/manifests/latest'), { accept: OCI }, NO_CONNECTION);
+    const c = manifestRequestKey(routed('GET', '/v2/team/app/manifests/latest'), { accept: V2 }, NO_CONNECTION);
     expect(a?.repository).toBe('team/app');
     expect(a?.key).toBe(b?.key);
     expect(c?.key).not.toBe(a?.key);
-    expect(manifestRequestKey('GET', `/v2/team/app/manifests/${DIGEST}`, {}, NO_CONNECTION)?.repository).toBe('team/app');
-    expect(manifestRequestKey('GET', '/v2/team/app/manifests/v1', {}, NO_CONNECTION)?.key).not.toBe(manifestRequestKey('GET', '/v2/team/app/manifests/v2', {}, NO_CONNECTION)?.key);
+    expect(manifestRequestKey(routed('GET', `/v2/team/app/manifests/${DIGEST}`), {}, NO_CONNECTION)?.repository).toBe('team/app');
+    expect(manifestRequestKey(routed('GET', '/v2/team/app/manifests/v1'), {}, NO_CONNECTION)?.key).not.toBe(manifestRequestKey(routed('GET', '/v2/team/app/manifests/v2'), {}, NO_CONNECTION)?.key);
   });
 
   it('leaves everything else to the upstream', () => {
-    expect(manifestRequestKey('PUT', '/v2/team/app/manifests/latest', {}, NO_CONNECTION)).toBeNull();
-    expect(manifestRequestKey('DELETE', `/v2/team/app/manifests/${DIGEST}`, {}, NO_CONNECTION)).toBeNull();
-    expect(manifestRequestKey('GET', `/v2/team/app/blobs/${DIGEST}`, {}, NO_CONNECTION)).toBeNull();
-    expect(manifestRequestKey('GET', '/v2/team/app/tags/list', {}, NO_CONNECTION)).toBeNull();
-    expect(manifestRequestKey('GET', '/v2/_catalog', {}, NO_CONNECTION)).toBeNull();
-    expect(manifestRequestKey('GET', '/v2/team/app/manifests/latest?x=1', {}, NO_CONNECTION)).toBeNull();
-    expect(manifestRequestKey('GET', '/v2/Team/app/manifests/latest', {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('PUT', '/v2/team/app/manifests/latest'), {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('DELETE', `/v2/team/app/manifests/${DIGEST}`), {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('GET', `/v2/team/app/blobs/${DIGEST}`), {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('GET', '/v2/team/app/tags/list'), {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('GET', '/v2/_catalog'), {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('GET', '/v2/team/app/manifests/latest?x=1'), {}, NO_CONNECTION)).toBeNull();
+    expect(manifestRequestKey(routed('GET', '/v2/Team/app/manifests/latest'), {}, NO_CONNECTION)).toBeNull();
     for (const name of ['range', 'if-none-match', 'if-match', 'if-modified-since', 'if-unmodified-since', 'if-range', 'cache-control', 'pragma']) {
       expect(keyFor({ [name]: 'x' }), name).toBeNull();
     }
@@ -97,17 +98,17 @@ describe('manifestRequestKey', () => {
 
 describe('changedRepository', () => {
   it('names the repository of every request that may change it', () => {
-    expect(changedRepository('PUT', '/v2/team/app/manifests/latest', '')).toBe('team/app');
-    expect(changedRepository('DELETE', `/v2/team/app/manifests/${DIGEST}`, '')).toBe('team/app');
-    expect(changedRepository('DELETE', `/v2/team/app/blobs/${DIGEST}`, '')).toBe('team/app');
-    expect(changedRepository('POST', '/v2/team/app/blobs/uploads/', 'mount=x&from=other/repo')).toBe('team/app');
-    expect(changedRepository('PATCH', '/v2/team/app/blobs/uploads/abc-123', '')).toBe('team/app');
+    expect(changedRepository(routed('PUT', '/v2/team/app/manifests/latest'))).toBe('team/app');
+    expect(changedRepository(routed('DELETE', `/v2/team/app/manifests/${DIGEST}`))).toBe('team/app');
+    expect(changedRepository(routed('DELETE', `/v2/team/app/blobs/${DIGEST}`))).toBe('team/app');
+    expect(changedRepository(routed('POST', '/v2/team/app/blobs/uploads/?mount=x&from=other/repo'))).toBe('team/app');
+    expect(changedRepository(routed('PATCH', '/v2/team/app/blobs/uploads/abc-123'))).toBe('team/app');
   });
 
   it('is null for reads and for what is not a repository route', () => {
-    expect(changedRepository('GET', '/v2/team/app/manifests/latest', '')).toBeNull();
-    expect(changedRepository('HEAD', '/v2/team/app/manifests/latest', '')).toBeNull();
-    expect(changedRepository('DELETE', '/v2/', '')).toBeNull();
+    expect(changedRepository(routed('GET', '/v2/team/app/manifests/latest'))).toBeNull();
+    expect(changedRepository(routed('HEAD', '/v2/team/app/manifests/latest'))).toBeNull();
+    expect(changedRepository(routed('DELETE', '/v2/'))).toBeNull();
   });
 });
 
