@@ -255,7 +255,7 @@ function headerValues(rawHeaders: readonly string[], name: string): string[] {
 }
 
 function relayAsIs(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, page: UpstreamPage): void {
-  const headers = buildClientResponseHeaders(page.rawHeaders, { ...settings.rewrite, status: page.status, realm: settings.realm, registryApi: true });
+  const headers = buildClientResponseHeaders(page.rawHeaders, { ...settings.rewrite, status: page.status, challenge: settings.challenge, registryApi: true });
   headers['content-length'] = page.body.length;
   delete headers['transfer-encoding'];
   if (unwritableHeader(headers) !== null) {

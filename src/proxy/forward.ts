@@ -17,7 +17,8 @@ import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstrea
 export interface ForwardSettings {
   readonly upstream: Upstream;
   readonly rewrite: RewriteContext;
-  readonly realm: string;
+  /** The gateway's own challenge, sent in place of any the upstream sends. */
+  readonly challenge: string;
   /** `host[:port]` we tell the upstream it is reached at (X-Forwarded-Host). */
   readonly forwardedHost: string;
   readonly log: Logger;
@@ -283,7 +284,7 @@ function relayResponse(
   const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
     ...settings.rewrite,
     status,
-    realm: settings.realm,
+    challenge: settings.challenge,
     registryApi: true,
   });
   const unwritable = unwritableHeader(headers);

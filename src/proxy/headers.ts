@@ -3,7 +3,7 @@
 
 import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
-import { basicChallenge, rewriteLink, rewriteLocation, type RewriteContext } from './rewrite.js';
+import { rewriteLink, rewriteLocation, type RewriteContext } from './rewrite.js';
 import { API_VERSION, API_VERSION_HEADER } from '../registry/answers.js';
 
 // Where a client claims to come from or to have asked for: only the gateway may say that.
@@ -67,7 +67,8 @@ export function buildUpstreamRequestHeaders(
 
 export interface ResponseContext extends RewriteContext {
   readonly status: number;
-  readonly realm: string;
+  /** The gateway's own challenge (its sign-in scheme's), replacing whatever realm or token server the upstream names. */
+  readonly challenge: string;
   /** Whether the request was for the registry API (`/v2/...`). */
   readonly registryApi: boolean;
 }
@@ -81,7 +82,7 @@ export function buildClientResponseHeaders(rawHeaders: readonly string[], ctx: R
     const value = rawHeaders[i + 1]!;
     if (isHopByHop(name, named)) continue;
     if (name === 'www-authenticate') {
-      headers[name] = basicChallenge(ctx.realm);
+      headers[name] = ctx.challenge;
     } else if (name === 'location') {
       append(headers, name, rewriteLocation(value, ctx, ctx.status));
     } else if (name === 'link') {

@@ -51,8 +51,3 @@ export function rewriteLocation(value: string, ctx: RewriteContext, status: numb
 export function rewriteLink(value: string, ctx: RewriteContext): string {
   return value.replace(/<([^>]*)>/g, (_all, uri: string) => `<${rewriteUrl(uri, ctx, false)}>`);
 }
-
-/** The gateway's own Basic challenge, replacing whatever realm or token server the upstream names. */
-export function basicChallenge(realm: string): string {
-  return `Basic realm="${realm}"`;
-}

@@ -6,6 +6,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { watchAccess } from '../access/access-watch.js';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
+import { createBasicScheme } from '../auth/basic-scheme.js';
 import { createLoginThrottle } from '../auth/throttle.js';
 import type { Config } from '../config/types.js';
 import { createGatewayMetrics, type GatewayMetrics } from '../metrics/gateway-metrics.js';
@@ -48,7 +49,7 @@ function manifestCache(config: Config, sync: ManifestSync | null): ManifestCache
   return createManifestCache({ ttlMs: config.manifestCacheMs, onChange: sync?.announce });
 }
 
-function forwardingSettings(config: Config, port: number, log: Logger, sync: ManifestSync | null): ForwardSettings {
+function forwardingSettings(config: Config, port: number, log: Logger, sync: ManifestSync | null, challenge: string): ForwardSettings {
   const upstream = createUpstream(config.upstream, config.timeouts.upstreamMs);
   const forwardedHost = config.publicUrl?.host ?? `${displayHost(config.listen.host)}:${port}`;
   const upstreamOrigins = new Set([upstream.origin, `https://${forwardedHost}`.toLowerCase(), `http://${forwardedHost}`.toLowerCase()]);
@@ -56,7 +57,7 @@ function forwardingSettings(config: Config, port: number, log: Logger, sync: Man
   return {
     upstream,
     rewrite: { publicOrigin: config.publicUrl?.origin ?? null, upstreamOrigins },
-    realm: config.realm,
+    challenge,
     forwardedHost,
     log,
     reclaim: createReclaimer(),
@@ -118,13 +119,13 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
 
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
   const sync = config.manifestCacheMs > 0 && config.workers > 1 ? createManifestSync({ log }) : null;
-  const forwarding = forwardingSettings(config, port, log, sync);
+  // The sign-in scheme: the one place a scheme is chosen.
+  const auth = createBasicScheme({ authenticator, throttle: createLoginThrottle(config.loginThrottle), realm: config.realm });
+  const forwarding = forwardingSettings(config, port, log, sync, auth.challenge);
   const stopSharing = forwarding.manifests && sync ? sync.receive(forwarding.manifests) : () => undefined;
   const handler = connectionLimit.guard(createRequestHandler({
-    authenticator,
-    throttle: createLoginThrottle(config.loginThrottle),
+    auth,
     forwarding,
-    realm: config.realm,
     log,
     hstsMaxAge: config.tls.hstsMaxAge,
     draining: () => draining,

@@ -5,28 +5,21 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AccessControl } from '../access/access-watch.js';
 import { authorize } from '../access/authorize.js';
-import { forwardCatalog } from '../proxy/catalog.js';
 import { isAllowed } from '../access/decide.js';
-import type { Authenticator } from '../auth/authenticator.js';
-import { parseBasicAuthorization } from '../auth/basic.js';
-import { clientKey } from '../auth/client-key.js';
-import type { AttemptOutcome, LoginThrottle } from '../auth/throttle.js';
-import { isGatewayError } from '../errors.js';
+import type { AuthRequest, AuthScheme } from '../auth/scheme.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
+import { forwardCatalog } from '../proxy/catalog.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { canonicalPath } from '../proxy/path.js';
-import { basicChallenge } from '../proxy/rewrite.js';
-import { clientErrorOn } from './client-error.js';
-import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from '../registry/context.js';
-import { answerLiveness, answerReadiness } from './health.js';
 import { sendJson, sendRegistryError } from '../registry/answers.js';
+import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from '../registry/context.js';
+import { clientErrorOn } from './client-error.js';
+import { answerLiveness, answerReadiness } from './health.js';
 
 export interface PipelineDeps {
-  readonly authenticator: Authenticator;
-  /** Waits imposed on repeated failed logins. */
-  readonly throttle: LoginThrottle;
+  /** How requests sign in (the auth seam): the pipeline writes what it answers, whatever the scheme. */
+  readonly auth: AuthScheme;
   readonly forwarding: ForwardSettings;
-  readonly realm: string;
   readonly log: Logger;
   /** Strict-Transport-Security max-age in seconds; 0 for none. */
   readonly hstsMaxAge: number;
@@ -110,11 +103,8 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
   } else if (ctx.path === '/readyz') {
     return answerReadiness(res, deps.forwarding.upstream);
   } else if (isRegistryPath(ctx.path)) {
-    const user = deps.authenticator.recall(ctx.req.headers.authorization);
-    // A throttled address is refused even the right password: answering it while refusing the
-    // wrong ones would tell a guesser which guess was right.
-    if (user === undefined || deps.throttle.retryAfterMs(ctx.remoteAddress, user) > 0) return authenticateThenProxy(ctx, deps);
-    deps.throttle.succeeded(ctx.remoteAddress, user);
+    const user = deps.auth.recall(authRequest(ctx));
+    if (user === undefined) return authenticateThenProxy(ctx, deps);
     ctx.user = user;
     proxy(ctx, deps);
   } else if (isRegistryPath(ctx.path.toLowerCase())) {
@@ -171,64 +161,21 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   }
 }
 
-/**
- * Answers 401 (429 when this client must wait before trying this user again, or has as many
- * checks of this user running as it may; 503 when verification is overloaded) itself and returns
- * false when the request may not pass.
- */
-async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<boolean> {
-  const { req, res } = ctx;
-  // A body we will not read must not be left on a connection we keep.
-  const closeIfBody = hasUnreadBody(req) ? { connection: 'close' } : {};
-  const header = req.headers.authorization;
-  const claimed = claimedUser(header);
-  // The same header as a verification already running is the same guess: it joins that one
-  // and takes no place of its own among the attempts in flight.
-  const joining = deps.authenticator.verifying(header);
-  const attempt = claimed !== null && !joining;
-  const waitMs = claimed === null ? 0 : attempt ? deps.throttle.begin(ctx.remoteAddress, claimed) : deps.throttle.retryAfterMs(ctx.remoteAddress, claimed);
-  if (waitMs > 0) {
-    // Not even checked: a guesser gets no answer about this password, and costs no verification.
-    ctx.user = claimed;
-    ctx.failure = 'login throttled after repeated failures';
-    deps.metrics?.authFailed('throttled');
-    const seconds = Math.ceil(waitMs / 1000);
-    sendRegistryError(res, 429, 'TOOMANYREQUESTS', `too many failed logins for this user from this address; retry in ${seconds} s`, {
-      'retry-after': String(seconds),
-      ...closeIfBody,
-    });
-    return false;
-  }
-  let outcome: AttemptOutcome = 'abandoned';
-  try {
-    const result = await deps.authenticator.authenticate(header, clientKey(ctx.remoteAddress));
-    ctx.user = result.user;
-    if (result.ok) {
-      outcome = 'succeeded';
-      if (!attempt) deps.throttle.succeeded(ctx.remoteAddress, result.user);
-      return true;
-    }
-    if (result.reason === 'mismatch' && result.user !== null) outcome = 'failed';
-    ctx.failure = `authentication ${result.reason}`;
-    deps.metrics?.authFailed(result.reason);
-  } catch (err) {
-    if (!isGatewayError(err, 'AUTH_BUSY') && !isGatewayError(err, 'AUTH_WORKER_FAILED')) throw err;
-    ctx.failure = err.code === 'AUTH_BUSY' ? 'authentication overloaded' : 'password verification failed';
-    deps.metrics?.authFailed('busy');
-    sendRegistryError(res, 503, 'UNAVAILABLE', 'too many logins at once; retry shortly', { 'retry-after': '1', ...closeIfBody });
-    return false;
-  } finally {
-    if (attempt) deps.throttle.finish(ctx.remoteAddress, claimed, outcome);
-  }
-  sendRegistryError(res, 401, 'UNAUTHORIZED', 'authentication required', {
-    'www-authenticate': basicChallenge(deps.realm),
-    ...closeIfBody,
-  });
-  return false;
-}
+const authRequest = (ctx: RequestContext): AuthRequest => ({ headers: ctx.req.headers, remoteAddress: ctx.remoteAddress });
 
-/** The user name a Basic header claims, or null when it does not parse. */
-function claimedUser(header: string | undefined): string | null {
-  const parsed = parseBasicAuthorization(header);
-  return parsed.ok ? parsed.credentials.user : null;
+/** Asks the scheme who the request is; answers its refusal itself and returns false when it may not pass. */
+async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<boolean> {
+  // A body we will not read must not be left on a connection we keep (judged before waiting).
+  const closeIfBody = hasUnreadBody(ctx.req) ? { connection: 'close' } : {};
+  const outcome = await deps.auth.authenticate(authRequest(ctx));
+  if (outcome.kind === 'user') {
+    ctx.user = outcome.user;
+    return true;
+  }
+  if (outcome.kind === 'anonymous') return true;
+  ctx.user = outcome.user;
+  ctx.failure = outcome.detail;
+  deps.metrics?.authFailed(outcome.reason);
+  sendRegistryError(ctx.res, outcome.status, outcome.code, outcome.message, { ...outcome.headers, ...closeIfBody });
+  return false;
 }

@@ -109,7 +109,7 @@ describe('header rewriting', () => {
       fc.property(fc.array(fc.tuple(name, value), { maxLength: 12 }), (pairs) => {
         const raw = pairs.flat();
         const up = buildUpstreamRequestHeaders(raw, { clientAddress: '192.0.2.1', host: 'registry.example.com' });
-        const down = buildClientResponseHeaders(raw, { ...ctx, status: 200, realm: 'R', registryApi: true });
+        const down = buildClientResponseHeaders(raw, { ...ctx, status: 200, challenge: 'Basic realm="R"', registryApi: true });
         for (const headers of [up, down]) {
           for (const hop of ['connection', 'keep-alive', 'te', 'upgrade', 'proxy-authorization']) expect(headers[hop]).toBeUndefined();
         }

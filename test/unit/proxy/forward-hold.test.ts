@@ -35,7 +35,7 @@ async function startFront(upstreamUrl: string): Promise<Front> {
   const settings = {
     upstream,
     rewrite: { publicOrigin: null, upstreamOrigins: new Set([upstream.origin]) },
-    realm: 'test',
+    challenge: 'Basic realm="test"',
     forwardedHost: 'gateway.test',
     log: pino({ level: 'silent' }),
     reclaim: createReclaimer(),

@@ -92,7 +92,7 @@ describe('connectionTokens and namesEndToEnd', () => {
 });
 
 describe('buildClientResponseHeaders', () => {
-  const ctx = { ...rewrite, status: 202, realm: 'Registry Realm', registryApi: true };
+  const ctx = { ...rewrite, status: 202, challenge: 'Basic realm="Registry Realm"', registryApi: true };
 
   it('rewrites Location and Link, replaces the challenge and drops hop-by-hop headers', () => {
     const headers = buildClientResponseHeaders(

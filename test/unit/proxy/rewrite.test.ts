@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { basicChallenge, rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
+import { rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
 
 const upstreamOrigins = new Set(['http://127.0.0.1:5000', 'https://127.0.0.1:8443']);
 const relative: RewriteContext = { publicOrigin: null, upstreamOrigins };
@@ -72,8 +72,3 @@ describe('rewriteLink', () => {
   });
 });
 
-describe('basicChallenge', () => {
-  it('names the realm', () => {
-    expect(basicChallenge('Registry Realm')).toBe('Basic realm="Registry Realm"');
-  });
-});

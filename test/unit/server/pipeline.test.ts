@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import request from 'supertest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../../src/auth/authenticator.js';
+import { createBasicScheme } from '../../../src/auth/basic-scheme.js';
 import { createLoginThrottle } from '../../../src/auth/throttle.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import { createUpstream } from '../../../src/proxy/upstream.js';
@@ -15,12 +16,11 @@ const authenticator = createAuthenticator({ users });
 const log = pino({ level: 'silent' });
 // Nothing listens here: these tests must never reach the upstream.
 const upstream = createUpstream(new URL('http://127.0.0.1:9'), 1000);
+// Throttling off here, so the wrong passwords below never add up; throttling has its own tests.
+const auth = createBasicScheme({ authenticator, throttle: createLoginThrottle({ freeFailures: 0, maxDelayMs: 1000 }), realm: 'Test Realm' });
 const handler = createRequestHandler({
-  authenticator,
-  // Off here, so the wrong passwords below never add up; throttling has its own tests.
-  throttle: createLoginThrottle({ freeFailures: 0, maxDelayMs: 1000 }),
-  forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, realm: 'Test Realm', forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined }, manifests: null },
-  realm: 'Test Realm',
+  auth,
+  forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, challenge: auth.challenge, forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined }, manifests: null },
   log,
   hstsMaxAge: 600,
   draining: () => false,
