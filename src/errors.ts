@@ -1,16 +1,14 @@
-// One table of the errors the gateway raises on purpose, each with a stable code.
-// Codes are part of the interface: logs and tests match on them, never on messages.
+// One table of the errors the gateway raises on purpose, each with a stable code and exit code.
+// Codes are part of the interface: logs and tests match on them, never on messages. README
+// "Error codes" lists the same; a test keeps the two and the code's uses in step.
 
 export const ERRORS = {
   CONFIG_INVALID: { exitCode: 2, summary: 'invalid configuration' },
   USAGE: { exitCode: 2, summary: 'invalid command line' },
-  HTPASSWD_INVALID: { exitCode: 2, summary: 'htpasswd file cannot be used' },
   AUTH_BUSY: { exitCode: 1, summary: 'too many password verifications waiting' },
   AUTH_WORKER_FAILED: { exitCode: 1, summary: 'password verification worker failed' },
   CLIENT_TIMEOUT: { exitCode: 1, summary: 'client stopped sending its request body' },
-  UPSTREAM_UNREACHABLE: { exitCode: 1, summary: 'upstream registry unreachable' },
   UPSTREAM_TIMEOUT: { exitCode: 1, summary: 'upstream registry timed out' },
-  UPSTREAM_BAD_RESPONSE: { exitCode: 1, summary: 'upstream registry sent an unusable response' },
   LISTEN_FAILED: { exitCode: 1, summary: 'cannot listen' },
   HTPASSWD_USER_INVALID: { exitCode: 2, summary: 'user name cannot be used' },
   HTPASSWD_USER_UNKNOWN: { exitCode: 1, summary: 'no such user in the htpasswd file' },

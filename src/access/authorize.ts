@@ -5,8 +5,9 @@
 // long for the registry, never reach it.
 
 import type { Logger } from 'pino';
-import { API_VERSION, API_VERSION_HEADER, sendJson } from '../registry/answers.js';
+import { API_VERSION, API_VERSION_HEADER, sendJson, type RegistryErrorCode } from '../registry/answers.js';
 import { declaresBody, hasUnreadBody, routeOf, type RequestContext } from '../registry/context.js';
+import { failure } from '../registry/failure.js';
 import { isOverlongPath, mayHoldOverlongName, type RequestAccess } from '../registry/routes.js';
 import { ACCEPTED_BODY_TYPES, bodyTypeProblem } from './body-type.js';
 import { firstRefusedNeed } from './decide.js';
@@ -23,7 +24,7 @@ export const DENIED_MESSAGE = 'requested access to the resource is denied';
 /** A refusal in the registry's error format, and why, for the audit line. */
 interface Refusal {
   readonly status: number;
-  readonly code: 'DENIED' | 'UNSUPPORTED' | 'NAME_INVALID';
+  readonly code: RegistryErrorCode;
   readonly message: string;
   readonly detail: unknown;
   readonly logged: { repository?: string; action?: string; target?: string; reason?: string };
@@ -89,7 +90,7 @@ function denied(what: { repository?: string; action?: string; target?: string; r
 
 function refuse(ctx: RequestContext, log: Logger, refusal: Refusal): 'denied' {
   const what = refusal.logged;
-  ctx.failure = what.reason !== undefined ? `access denied: ${what.reason}` : `access denied: ${what.action} on ${what.repository}`;
+  ctx.failure = failure('denied', what.reason !== undefined ? `access denied: ${what.reason}` : `access denied: ${what.action} on ${what.repository}`);
   log.info({ audit: 'denied', user: ctx.user, remote: ctx.remoteAddress, method: ctx.req.method, path: ctx.path, ...what }, 'access denied');
   const body = JSON.stringify({ errors: [{ code: refusal.code, message: refusal.message, detail: refusal.detail }] });
   // A body we will not read must not be left on a connection we keep.

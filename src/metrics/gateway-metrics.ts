@@ -4,7 +4,9 @@
 
 import { readdirSync } from 'node:fs';
 import type { AuthStats } from '../auth/authenticator.js';
+import { AUTH_FAILURES, type AuthFailure } from '../auth/scheme.js';
 import { responseBytes, type RequestContext } from '../registry/context.js';
+import type { FailureKind } from '../registry/failure.js';
 import { createMetricRegistry, labels, renderPrometheus, type Samples } from './registry.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -13,9 +15,7 @@ const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 // bcrypt cost 5 takes ~2 ms, cost 12 ~250 ms, and waiting for a free thread adds to it.
 const VERIFY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
-export type AuthFailure = 'missing' | 'malformed' | 'mismatch' | 'throttled' | 'busy';
 export type UpstreamError = 'unavailable' | 'timeout' | 'bad_response' | 'interrupted';
-const AUTH_FAILURES: readonly AuthFailure[] = ['missing', 'malformed', 'mismatch', 'throttled', 'busy'];
 const UPSTREAM_ERRORS: readonly UpstreamError[] = ['unavailable', 'timeout', 'bad_response', 'interrupted'];
 
 /** What the process can tell at scrape time, besides what it counted. */
@@ -33,16 +33,17 @@ export interface GatewayMetrics {
   render(samples: Samples): string;
 }
 
-/** Which failure of the upstream, if any, ended a forwarded request. */
+const UPSTREAM_ERROR_OF: Partial<Record<FailureKind, UpstreamError>> = {
+  'upstream-unavailable': 'unavailable',
+  'upstream-timeout': 'timeout',
+  'upstream-bad-response': 'bad_response',
+  'upstream-interrupted': 'interrupted',
+};
+
+/** Which failure of the upstream, if any, ended a forwarded request (a client's stall is none). */
 export function upstreamErrorOf(ctx: RequestContext): UpstreamError | null {
   if (!ctx.forwarded || ctx.failure === null) return null;
-  if (ctx.upstreamStatus === null) {
-    // No response came: the gateway answered 502 or 504 itself (408 is the client's stall).
-    if (ctx.res.statusCode === 504) return 'timeout';
-    return ctx.res.statusCode === 502 ? 'unavailable' : null;
-  }
-  if (ctx.failure.startsWith('unusable upstream response')) return 'bad_response';
-  return ctx.failure.startsWith('response interrupted') ? 'interrupted' : null;
+  return UPSTREAM_ERROR_OF[ctx.failure.kind] ?? null;
 }
 
 export function createGatewayMetrics(): GatewayMetrics {

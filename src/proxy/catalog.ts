@@ -10,6 +10,7 @@
 
 import http from 'node:http';
 import { declaresBody } from '../registry/context.js';
+import { failure } from '../registry/failure.js';
 import { API_VERSION, API_VERSION_HEADER, sendJson, sendRegistryError } from '../registry/answers.js';
 import type { ForwardSettings, ForwardState } from './forward.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
@@ -244,7 +245,7 @@ function answer(req: http.IncomingMessage, res: http.ServerResponse, state: Forw
 
 /** A cursor this gateway run did not seal: from before a restart, or made up. */
 function refuseCursor(res: http.ServerResponse, state: ForwardState): void {
-  state.failure = 'catalog cursor that does not open';
+  state.failure = failure('catalog-cursor', 'catalog cursor that does not open');
   sendRegistryError(res, 400, 'UNSUPPORTED', 'this catalog page link is no longer valid (the gateway restarted); list the catalog again from the start');
 }
 
@@ -268,10 +269,10 @@ function relayAsIs(req: http.IncomingMessage, res: http.ServerResponse, state: F
 }
 
 function fail(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, err: unknown): void {
-  const failure = describeUpstreamFailure(err);
-  const known = failure.status !== 502 || failure.reason.startsWith('HPE_') || (err as NodeJS.ErrnoException)?.code !== undefined;
-  const message = known ? failure.message : 'upstream registry sent an unusable response';
-  state.failure = known ? failure.reason : `unusable catalog: ${(err as Error).message}`;
-  settings.log.error({ upstream: settings.upstream.origin, reason: state.failure, path: '/v2/_catalog' }, message);
-  sendRegistryError(res, failure.status === 408 ? 502 : failure.status, 'UNAVAILABLE', message, declaresBody(req) ? { connection: 'close' } : {});
+  const described = describeUpstreamFailure(err);
+  const known = described.status !== 502 || described.kind === 'upstream-bad-response' || (err as NodeJS.ErrnoException)?.code !== undefined;
+  const message = known ? described.message : 'upstream registry sent an unusable response';
+  state.failure = known ? described : failure('upstream-bad-response', `unusable catalog: ${(err as Error).message}`);
+  settings.log.error({ upstream: settings.upstream.origin, reason: state.failure.detail, path: '/v2/_catalog' }, message);
+  sendRegistryError(res, described.status === 408 ? 502 : described.status, 'UNAVAILABLE', message, declaresBody(req) ? { connection: 'close' } : {});
 }

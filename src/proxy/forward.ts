@@ -6,6 +6,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import { declaresBody, hasUnreadBody, type Routed } from '../registry/context.js';
+import { failure, type Failure } from '../registry/failure.js';
 import { sendRegistryError } from '../registry/answers.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
 import { connectionTokens } from './hop-by-hop.js';
@@ -34,7 +35,7 @@ export interface ForwardState extends Routed {
   bytesIn: number;
   bytesOut: number;
   upstreamStatus: number | null;
-  failure: string | null;
+  failure: Failure | null;
   /** Answered from the manifest cache. */
   cached: boolean;
 }
@@ -160,11 +161,11 @@ function start(
     }
     // A response on hold has its own way out (see holdResponse).
     if (res.destroyed || state.upstreamStatus !== null) return;
-    const failure = describeUpstreamFailure(err);
-    state.failure = failure.reason;
-    settings.log.error({ upstream: upstream.origin, reason: failure.reason, method: req.method, path: state.path }, failure.message);
+    const described = describeUpstreamFailure(err);
+    state.failure = failure(described.kind, described.detail);
+    settings.log.error({ upstream: upstream.origin, reason: described.detail, method: req.method, path: state.path }, described.message);
     // The connection stays open for the client's next request unless body bytes are still coming.
-    const answer = () => sendRegistryError(res, failure.status, 'UNAVAILABLE', failure.message, hasUnreadBody(req) ? { connection: 'close' } : {});
+    const answer = () => sendRegistryError(res, described.status, 'UNAVAILABLE', described.message, hasUnreadBody(req) ? { connection: 'close' } : {});
     if (change === null) answer();
     else change.settle(whileConnected(res, answer));
   });
@@ -178,8 +179,8 @@ function start(
       change?.settle();
       return;
     }
-    state.failure = 'upstream request closed without a response';
-    settings.log.error({ upstream: upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
+    state.failure = failure('upstream-unavailable', 'upstream request closed without a response');
+    settings.log.error({ upstream: upstream.origin, reason: state.failure.detail }, 'upstream registry sent an unusable response');
     const answer = () => sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', hasUnreadBody(req) ? { connection: 'close' } : {});
     if (change === null) answer();
     else change.settle(whileConnected(res, answer));
@@ -314,7 +315,7 @@ function relayResponse(
   upstreamRes.on('error', () => undefined); // seen through 'close' below
   upstreamRes.on('close', () => {
     if (upstreamRes.complete) return;
-    state.failure ??= 'response interrupted: the upstream closed before the end of the body';
+    state.failure ??= failure('upstream-interrupted', 'response interrupted: the upstream closed before the end of the body');
     // Destroying the socket is what tells the client the body is short: never end it cleanly.
     res.destroy();
     req.destroy();
@@ -352,7 +353,7 @@ function refuseResponse(
   why: string,
 ): void {
   upstreamRes.destroy();
-  state.failure = `unusable upstream response: ${why}`;
-  settings.log.error({ upstream: settings.upstream.origin, reason: state.failure }, 'upstream registry sent an unusable response');
+  state.failure = failure('upstream-bad-response', `unusable upstream response: ${why}`);
+  settings.log.error({ upstream: settings.upstream.origin, reason: state.failure.detail }, 'upstream registry sent an unusable response');
   sendRegistryError(res, 502, 'UNAVAILABLE', 'upstream registry sent an unusable response', hasUnreadBody(req) ? { connection: 'close' } : {});
 }

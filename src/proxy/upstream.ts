@@ -3,6 +3,7 @@
 
 import http from 'node:http';
 import { GatewayError, isGatewayError } from '../errors.js';
+import type { Failure } from '../registry/failure.js';
 
 export interface Upstream {
   readonly url: URL;
@@ -46,27 +47,27 @@ export function upstreamRequestOptions(upstream: Upstream, method: string, path:
   };
 }
 
-export interface UpstreamFailure {
+export interface UpstreamFailure extends Failure {
   readonly status: 408 | 502 | 504;
+  /** What the client is told. */
   readonly message: string;
-  readonly reason: string;
 }
 
 /** What to tell the client when the upstream request failed before any response header. */
 export function describeUpstreamFailure(err: unknown): UpstreamFailure {
   if (isGatewayError(err, 'CLIENT_TIMEOUT')) {
-    return { status: 408, message: 'request body stalled', reason: err.message };
+    return { kind: 'client-timeout', status: 408, message: 'request body stalled', detail: err.message };
   }
   if (isGatewayError(err, 'UPSTREAM_TIMEOUT')) {
-    return { status: 504, message: 'upstream registry timed out', reason: err.message };
+    return { kind: 'upstream-timeout', status: 504, message: 'upstream registry timed out', detail: err.message };
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  const reason = code ?? String((err as Error)?.message ?? err);
+  const detail = code ?? String((err as Error)?.message ?? err);
   // The operating system gave up connecting (a host that drops packets) before our own timer did.
-  if (code === 'ETIMEDOUT') return { status: 504, message: 'upstream registry timed out', reason };
+  if (code === 'ETIMEDOUT') return { kind: 'upstream-timeout', status: 504, message: 'upstream registry timed out', detail };
   // Node's HTTP parser refused what came back: a malformed head, a CR/LF inside a header, bad framing.
-  if (code?.startsWith('HPE_')) return { status: 502, message: 'upstream registry sent an unusable response', reason: `${code}: ${(err as Error).message}` };
-  return { status: 502, message: 'upstream registry unavailable', reason };
+  if (code?.startsWith('HPE_')) return { kind: 'upstream-bad-response', status: 502, message: 'upstream registry sent an unusable response', detail: `${code}: ${(err as Error).message}` };
+  return { kind: 'upstream-unavailable', status: 502, message: 'upstream registry unavailable', detail };
 }
 
 export function upstreamTimeout(upstream: Upstream): GatewayError {

@@ -6,8 +6,21 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 export const API_VERSION_HEADER = 'docker-distribution-api-version';
 export const API_VERSION = 'registry/2.0';
 
-/** Error codes of the distribution API that the gateway itself answers with. */
-export type RegistryErrorCode = 'UNAUTHORIZED' | 'DENIED' | 'UNAVAILABLE' | 'TOOMANYREQUESTS' | 'NOTFOUND' | 'UNSUPPORTED';
+/**
+ * The error codes of the distribution API the gateway answers with itself, each with the statuses
+ * it goes with (as the registry's errcode registers each code with its status) and when. README
+ * "Error codes" lists the same; a test keeps the two and the code's uses in step.
+ */
+export const REGISTRY_ERRORS = {
+  UNAUTHORIZED: { statuses: [401], when: 'no, malformed or wrong credentials' },
+  DENIED: { statuses: [403], when: 'the access rules do not grant the action' },
+  NAME_INVALID: { statuses: [400], when: 'a repository name longer than the registry accepts' },
+  TOOMANYREQUESTS: { statuses: [429], when: 'too many failed logins for one user from one address' },
+  UNSUPPORTED: { statuses: [400, 408, 413, 415, 431], when: 'a request the gateway will not pass on: malformed, too slow, a form-like body, a stale catalog link' },
+  UNAVAILABLE: { statuses: [500, 502, 503, 504], when: 'the upstream down, silent or unusable; too many logins or connections at once; a fault of the gateway' },
+} as const satisfies Record<string, { statuses: readonly number[]; when: string }>;
+
+export type RegistryErrorCode = keyof typeof REGISTRY_ERRORS;
 
 export function registryErrorBody(code: RegistryErrorCode, message: string): string {
   return JSON.stringify({ errors: [{ code, message, detail: null }] });

@@ -1,6 +1,7 @@
 // What one request carries through the pipeline, and what its access-log line reports.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Failure } from './failure.js';
 import { requestAccess, type RequestAccess } from './routes.js';
 
 /** A request's method, path and query, and the route they map to, worked out once (routeOf). */
@@ -27,7 +28,7 @@ export interface RequestContext extends Routed {
   bytesIn: number;
   bytesOut: number;
   /** Why the request failed, in words fit for the log (never a credential). */
-  failure: string | null;
+  failure: Failure | null;
   /** Answered from the gateway's copy of a manifest the upstream served moments before. */
   cached: boolean;
 }
@@ -97,6 +98,6 @@ export function accessLogFields(ctx: RequestContext): Record<string, unknown> {
     upstreamStatus: ctx.upstreamStatus,
     ...(ctx.cached ? { cache: 'hit' } : {}),
     completed: ctx.res.writableFinished,
-    ...(ctx.failure ? { failure: ctx.failure } : {}),
+    ...(ctx.failure ? { failure: ctx.failure.detail, failureKind: ctx.failure.kind } : {}),
   };
 }

@@ -13,6 +13,7 @@ import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { canonicalPath } from '../proxy/path.js';
 import { sendJson, sendRegistryError } from '../registry/answers.js';
 import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from '../registry/context.js';
+import { failure } from '../registry/failure.js';
 import { clientErrorOn } from './client-error.js';
 import { answerLiveness, answerReadiness } from './health.js';
 
@@ -38,7 +39,7 @@ export function isRegistryPath(path: string): boolean {
 export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const fail = (ctx: RequestContext, err: unknown) => {
     // A fault of our own: answer if we still can, and never take the process down with it.
-    ctx.failure = `internal error: ${(err as Error)?.message ?? String(err)}`;
+    ctx.failure = failure('internal', `internal error: ${(err as Error)?.message ?? String(err)}`);
     deps.log.error({ err, path: ctx.path }, 'request failed');
     sendRegistryError(ctx.res, 500, 'UNAVAILABLE', 'internal gateway error', { connection: 'close' });
   };
@@ -68,10 +69,10 @@ function noteCutShort(ctx: RequestContext): void {
   const refused = clientErrorOn(ctx.req.socket);
   if (refused && !ctx.res.headersSent) {
     ctx.res.statusCode = refused.status; // what the client was answered, written past the response object
-    ctx.failure ??= `malformed request: ${refused.reason}`;
+    ctx.failure ??= failure('malformed-request', `malformed request: ${refused.reason}`);
   }
   // Whatever the gateway cuts itself (an upstream break, a timeout) says why before it cuts.
-  ctx.failure ??= 'connection closed before the end of the response';
+  ctx.failure ??= failure('connection-closed', 'connection closed before the end of the response');
 }
 
 // reg-name (without the sub-delims no registry host uses), IPv4, or a bracketed IPv6 literal; then an optional port.
@@ -122,7 +123,7 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
 function canonicalize(ctx: RequestContext): boolean {
   const canonical = canonicalPath(ctx.path);
   if (!canonical.ok) {
-    ctx.failure = `malformed path: ${canonical.reason}`;
+    ctx.failure = failure('malformed-path', `malformed path: ${canonical.reason}`);
     sendRegistryError(ctx.res, 400, 'UNSUPPORTED', `malformed request path: ${canonical.reason}`, { connection: 'close' });
     return false;
   }
@@ -174,7 +175,7 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
   }
   if (outcome.kind === 'anonymous') return true;
   ctx.user = outcome.user;
-  ctx.failure = outcome.detail;
+  ctx.failure = failure('auth', outcome.detail);
   deps.metrics?.authFailed(outcome.reason);
   sendRegistryError(ctx.res, outcome.status, outcome.code, outcome.message, { ...outcome.headers, ...closeIfBody });
   return false;

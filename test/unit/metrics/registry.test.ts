@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { upstreamErrorOf } from '../../../src/metrics/gateway-metrics.js';
 import { createMetricRegistry, labels, mergeSamples, renderPrometheus } from '../../../src/metrics/registry.js';
+import { failure } from '../../../src/registry/failure.js';
 import type { RequestContext } from '../../../src/registry/context.js';
 
 describe('metric registry', () => {
@@ -48,22 +49,22 @@ describe('metric registry', () => {
 
 describe('upstreamErrorOf', () => {
   const ctx = (over: Partial<RequestContext> & { status: number }): RequestContext =>
-    ({ forwarded: true, failure: 'x', upstreamStatus: null, ...over, res: { statusCode: over.status } }) as unknown as RequestContext;
+    ({ forwarded: true, failure: failure('internal', 'x'), upstreamStatus: null, ...over, res: { statusCode: over.status } }) as unknown as RequestContext;
 
   it('tells an unreachable upstream (502) from a silent one (504)', () => {
-    expect(upstreamErrorOf(ctx({ status: 502, failure: 'ECONNREFUSED' }))).toBe('unavailable');
-    expect(upstreamErrorOf(ctx({ status: 504, failure: 'upstream timed out' }))).toBe('timeout');
+    expect(upstreamErrorOf(ctx({ status: 502, failure: failure('upstream-unavailable', 'ECONNREFUSED') }))).toBe('unavailable');
+    expect(upstreamErrorOf(ctx({ status: 504, failure: failure('upstream-timeout', 'upstream timed out') }))).toBe('timeout');
   });
 
   it('names a response that broke off or could not be relayed', () => {
-    expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: 'response interrupted: the upstream closed before the end of the body' }))).toBe('interrupted');
-    expect(upstreamErrorOf(ctx({ status: 502, upstreamStatus: 200, failure: 'unusable upstream response: bad header' }))).toBe('bad_response');
+    expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: failure('upstream-interrupted', 'response interrupted: the upstream closed before the end of the body') }))).toBe('interrupted');
+    expect(upstreamErrorOf(ctx({ status: 502, upstreamStatus: 200, failure: failure('upstream-bad-response', 'unusable upstream response: bad header') }))).toBe('bad_response');
   });
 
   it('does not blame the upstream for the client or for requests never forwarded', () => {
-    expect(upstreamErrorOf(ctx({ status: 408, failure: 'request body stalled' }))).toBeNull();
-    expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: 'connection closed before the end of the response' }))).toBeNull();
-    expect(upstreamErrorOf(ctx({ status: 401, forwarded: false, failure: 'authentication mismatch' }))).toBeNull();
+    expect(upstreamErrorOf(ctx({ status: 408, failure: failure('client-timeout', 'request body stalled') }))).toBeNull();
+    expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: failure('connection-closed', 'connection closed before the end of the response') }))).toBeNull();
+    expect(upstreamErrorOf(ctx({ status: 401, forwarded: false, failure: failure('auth', 'authentication mismatch') }))).toBeNull();
     expect(upstreamErrorOf(ctx({ status: 200, upstreamStatus: 200, failure: null }))).toBeNull();
   });
 });

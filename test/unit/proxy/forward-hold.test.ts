@@ -169,7 +169,7 @@ describe('forward: the answer to a change waits for every process to drop its co
     expect(await settlesWithin(answer, 50)).toBe(false);
     held(front)!.dropped!();
     expect((await answer).status).toBe(502);
-    expect(front.states[0]!.failure).toMatch(/unusable upstream response/);
+    expect(front.states[0]!.failure).toMatchObject({ kind: 'upstream-bad-response', detail: expect.stringMatching(/unusable upstream response/) });
   });
 
   it('answers an unreachable upstream after the drop too (the registry may have stored the push before failing)', async () => {

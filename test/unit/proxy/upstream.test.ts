@@ -10,9 +10,10 @@ function errno(code: string, message = code): NodeJS.ErrnoException {
 describe('describeUpstreamFailure', () => {
   it('tells the client 502 when the upstream cannot be reached, and only the log why', () => {
     expect(describeUpstreamFailure(errno('ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.5:5000'))).toEqual({
+      kind: 'upstream-unavailable',
       status: 502,
       message: 'upstream registry unavailable',
-      reason: 'ECONNREFUSED',
+      detail: 'ECONNREFUSED',
     });
   });
 
@@ -23,7 +24,7 @@ describe('describeUpstreamFailure', () => {
 
   it('tells the client 502 with its own words when the upstream answered something Node cannot parse', () => {
     const failure = describeUpstreamFailure(errno('HPE_INVALID_HEADER_TOKEN', 'Parse Error: Invalid header value char'));
-    expect(failure).toEqual({ status: 502, message: 'upstream registry sent an unusable response', reason: 'HPE_INVALID_HEADER_TOKEN: Parse Error: Invalid header value char' });
+    expect(failure).toEqual({ kind: 'upstream-bad-response', status: 502, message: 'upstream registry sent an unusable response', detail: 'HPE_INVALID_HEADER_TOKEN: Parse Error: Invalid header value char' });
   });
 
   it('tells the client 408 when it stopped sending its body', () => {
