@@ -10,7 +10,7 @@ import type { AuthRequest, AuthScheme } from '../auth/scheme.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { forwardCatalog } from '../proxy/catalog.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
-import { canonicalPath } from '../proxy/path.js';
+import { canonicalPath } from '../registry/path.js';
 import { sendJson, sendRegistryError } from '../registry/answers.js';
 import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from '../registry/context.js';
 import { failure } from '../registry/failure.js';

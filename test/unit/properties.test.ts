@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { parseBasicAuthorization } from '../../src/auth/basic.js';
 import { parseHtpasswd } from '../../src/auth/htpasswd.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from '../../src/proxy/headers.js';
-import { canonicalPath } from '../../src/proxy/path.js';
+import { canonicalPath } from '../../src/registry/path.js';
 import { rewriteLink, rewriteLocation, type RewriteContext } from '../../src/proxy/rewrite.js';
 import { fixtureUsers } from './auth/fixtures.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalPath } from '../../../src/proxy/path.js';
+import { canonicalPath } from '../../../src/registry/path.js';
 
 describe('canonicalPath', () => {
   it('keeps registry paths as they are', () => {
