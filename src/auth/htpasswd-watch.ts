@@ -4,33 +4,16 @@
 // once it stays so for EMPTY_SETTLE_MS: nobody is let in any more (revoking everyone must not
 // fail open), while a file caught for a moment between truncation and rewrite changes nothing.
 
-import { watchFile, unwatchFile, type Stats } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { watchFiles } from '../config/watch.js';
 import type { Authenticator } from './authenticator.js';
 import { formatHtpasswdProblem, readHtpasswdFile, type ParsedHtpasswd } from './htpasswd.js';
 
-// Polling, not fs.watch: it survives the file being replaced by rename, and editors' tricks.
-const POLL_INTERVAL_MS = 1000;
 // Apache's htpasswd rewrites the file in place (truncate, then write): a read between the two
 // would see no users at all. A read counts only when the file did not change around it.
 const SETTLE_MS = 100;
-const SETTLE_TRIES = 20;
 /** How long the file must stay empty or missing before no user is let in. */
 export const EMPTY_SETTLE_MS = 5_000;
-
-const fingerprint = (s: Stats) => `${s.ino}:${s.size}:${s.mtimeMs}`;
-
-/** Reads the file once it holds still: unchanged from before the read until SETTLE_MS after it. */
-async function readSettled(file: string): Promise<ParsedHtpasswd & { print: string | null }> {
-  for (let i = 0; ; i++) {
-    const before = await stat(file).then(fingerprint, () => null);
-    const parsed = await readHtpasswdFile(file);
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const after = await stat(file).then(fingerprint, () => null);
-    if (before === after || i === SETTLE_TRIES) return { ...parsed, print: after };
-  }
-}
 
 export interface HtpasswdWatch {
   /** Re-read the file now (also what the poller does on a change). */
@@ -39,13 +22,11 @@ export interface HtpasswdWatch {
 }
 
 export function watchHtpasswd(file: string, authenticator: Authenticator, log: Logger): HtpasswdWatch {
-  let reloading = Promise.resolve(true);
   /** Since when the file has been empty or missing, as it is now; null while it has users. */
   let emptySince: { print: string | null; at: number; applied: boolean } | null = null;
   let recheck: NodeJS.Timeout | null = null;
 
-  const reloadOnce = async (): Promise<boolean> => {
-    const { users, problems, print } = await readSettled(file);
+  const take = ({ users, problems }: ParsedHtpasswd, print: string | null): boolean => {
     // Missing (no stat) or without a single user and without a broken line: emptied on purpose,
     // or caught half-written.
     if (users.size === 0 && (print === null || problems.length === 0)) return whenEmpty(print);
@@ -68,7 +49,7 @@ export function watchHtpasswd(file: string, authenticator: Authenticator, log: L
     if (left > 0) {
       log.warn({ htpasswd: file }, `htpasswd file is ${state}: keeping the previous users unless it stays ${state} for ${EMPTY_SETTLE_MS / 1000} s`);
       if (recheck !== null) clearTimeout(recheck);
-      recheck = setTimeout(() => void reload(), left).unref();
+      recheck = setTimeout(() => void watch.reload(), left).unref();
       return false;
     }
     emptySince.applied = true;
@@ -76,18 +57,13 @@ export function watchHtpasswd(file: string, authenticator: Authenticator, log: L
     log.error({ htpasswd: file }, `htpasswd file is ${state}: no user can log in until it has users again`);
     return true;
   };
-  // Serialise reloads so an older read never overwrites a newer one.
-  const reload = (): Promise<boolean> => (reloading = reloading.then(reloadOnce, reloadOnce));
 
-  const onChange = (current: Stats, previous: Stats) => {
-    if (current.mtimeMs !== previous.mtimeMs || current.ino !== previous.ino || current.size !== previous.size) void reload();
-  };
-  watchFile(file, { interval: POLL_INTERVAL_MS, persistent: false }, onChange);
+  const watch = watchFiles({ files: [file], read: () => readHtpasswdFile(file), take, settleMs: SETTLE_MS });
   return {
-    reload,
+    reload: watch.reload,
     close: () => {
       if (recheck !== null) clearTimeout(recheck);
-      unwatchFile(file, onChange);
+      watch.close();
     },
   };
 }

@@ -1,11 +1,12 @@
 // `registry-gateway serve`: validate everything, listen, and run until SIGTERM/SIGINT.
 
 import cluster from 'node:cluster';
-import { loadConfig, parseServeFlags } from '../config/load.js';
+import { parseServeFlags } from '../config/load.js';
 import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
 import { receiveListeningSocket, reportListening, superviseWorkers, type Supervisor } from '../server/cluster.js';
 import { startGateway, type RunningGateway } from '../server/gateway.js';
+import { loadGatewaySetup } from '../server/resources.js';
 import { answerMetricsRequests, gatherWorkerSamples } from '../metrics/cluster.js';
 import { startMetricsListener, type MetricsListener } from '../metrics/listener.js';
 import { mergeSamples } from '../metrics/registry.js';
@@ -30,20 +31,21 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       process.stdout.write(SERVE_USAGE);
       return 0;
     }
-    const config = await loadConfig(argv, env);
+    const setup = await loadGatewaySetup(argv, env);
+    const { config } = setup;
     const log = createLogger(config.logLevel);
-    if (config.tls.generated && cluster.isPrimary) {
-      const { caFile, hosts, ips, instructions } = config.tls.generated;
+    if (setup.tls.generated && cluster.isPrimary) {
+      const { caFile, hosts, ips, instructions } = setup.tls.generated;
       log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile}; clients must trust that CA:\n${instructions}`);
     }
     const keyMode = cluster.isPrimary ? exposedKeyMode(config.tls.keyFile) : null;
     if (keyMode !== null) {
       log.warn({ key: config.tls.keyFile, mode: keyMode }, `the private key ${config.tls.keyFile} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${config.tls.keyFile}`);
     }
-    if (cluster.isPrimary) for (const warning of config.tls.warnings) log.warn({ cert: config.tls.certFile }, warning);
+    if (cluster.isPrimary) for (const warning of setup.tls.warnings) log.warn({ cert: config.tls.certFile }, warning);
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
-    const gateway = await startGateway(config, { logger: log, listening });
+    const gateway = await startGateway(setup, { logger: log, listening });
     const metrics = await serveMetrics(config, gateway, log).catch(async (err: unknown) => {
       await gateway.close();
       throw err;

@@ -1,14 +1,12 @@
-// Flags + environment -> one validated, frozen Config. Every problem is collected and reported
-// at once, each naming the flag or variable it came from, so a user fixes them in one pass.
+// Flags + environment -> one validated, frozen Config. Every problem is collected, each naming the
+// flag or variable it came from, so a user fixes them in one pass. Nothing is read from disk here:
+// start-up (server/resources.ts) reads the files named, adds their problems to these and reports
+// them all at once.
 
 import { parseArgs } from 'node:util';
-import { formatAccessProblem, readAccessFile } from '../access/policy.js';
-import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import { GatewayError } from '../errors.js';
-import { makeDefaultCertificateIfMissing, type GeneratedCertificate } from '../tls/auto.js';
-import { loadClientCa, loadTlsFiles, unconstrainedCaWarning } from '../tls/load.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
-import type { Config } from './types.js';
+import type { AutoCertificateSettings, ConfigFiles, FileOption, ParsedConfig } from './types.js';
 import {
   parseListen,
   parseLogLevel,
@@ -46,7 +44,8 @@ export function parseServeFlags(argv: string[]): { flags: Record<string, string 
   }
 }
 
-export async function loadConfig(argv: string[], env: Readonly<Record<string, string | undefined>>, now = new Date()): Promise<Config> {
+/** Parse and check flags and environment (flag wins); throws only for an unknown flag (USAGE). */
+export function parseConfig(argv: string[], env: Readonly<Record<string, string | undefined>>): ParsedConfig {
   const { flags } = parseServeFlags(argv);
   const values = resolveOptionValues(flags, env);
   const problems: string[] = [];
@@ -58,6 +57,10 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     if (parsed.ok) return parsed.value;
     problems.push(`${label(name)}: ${parsed.problem}`);
     return null;
+  };
+  const fileOption = (name: OptionName): FileOption | null => {
+    const file = values[name].value;
+    return file === null ? null : Object.freeze({ file, source: label(name) });
   };
 
   const listen = take('listen', parseListen);
@@ -82,60 +85,44 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
 
   const caDomains = take('ca-domain', parseCaDomainList);
 
-  const certFile = values['tls-cert'].value!;
-  const keyFile = values['tls-key'].value!;
-  let generated: GeneratedCertificate | null = null;
-  // A bad --ca-domain must not leave a CA on disk made without it.
+  // Both certificate paths left at their defaults: start-up makes a CA and certificate there when
+  // neither exists. A bad --ca-domain must not leave a CA on disk made without it.
   const caDomainsOk = values['ca-domain'].value === null || caDomains !== null;
-  if (values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk) {
-    try {
-      generated = await makeDefaultCertificateIfMissing({
-        certFile,
-        keyFile,
-        publicUrl,
-        extraSans: (values['tls-san'].value ?? '').split(','),
-        port: publicUrl ? Number(publicUrl.port || 443) : (listen?.port ?? 8443),
-        caDomains: caDomains ?? [],
-      });
-    } catch (err) {
-      problems.push(`${label('tls-cert')}: no certificate at ${certFile}, and making one failed: ${(err as Error).message}`);
-    }
-  }
-  const tls = await loadTlsFiles({ certFile, certSource: label('tls-cert'), keyFile, keySource: label('tls-key') }, now);
-  problems.push(...tls.problems);
-  const clientCaFile = values['tls-client-ca'].value;
-  const clientCa = clientCaFile === null ? null : await loadClientCa(clientCaFile, label('tls-client-ca'));
-  problems.push(...(clientCa?.problems ?? []));
+  const autoCertificate: AutoCertificateSettings | null =
+    values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk
+      ? Object.freeze({
+          publicUrl,
+          extraSans: Object.freeze((values['tls-san'].value ?? '').split(',')),
+          port: publicUrl ? Number(publicUrl.port || 443) : (listen?.port ?? 8443),
+          caDomains: Object.freeze(caDomains ?? []),
+        })
+      : null;
+  const files: ConfigFiles = Object.freeze({
+    cert: fileOption('tls-cert')!,
+    key: fileOption('tls-key')!,
+    clientCa: fileOption('tls-client-ca'),
+    autoCertificate,
+    htpasswd: fileOption('htpasswd')!,
+    access: fileOption('access'),
+  });
 
-  const htpasswdFile = values.htpasswd.value!;
-  const htpasswd = await readHtpasswdFile(htpasswdFile);
-  problems.push(...htpasswd.problems.map((p) => `${label('htpasswd')}: ${formatHtpasswdProblem(p)}`));
-  const accessFile = values.access.value;
-  const access = accessFile === null ? null : await readAccessFile(accessFile);
-  problems.push(...(access?.problems ?? []).map((p) => `${label('access')}: ${formatAccessProblem(p)}`));
-
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs || !tls.files) {
-    throw new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
+  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs) {
+    return { config: null, files, problems };
   }
 
-  return Object.freeze({
+  const config = Object.freeze({
     listen: Object.freeze(listen),
     upstream,
     tls: Object.freeze({
-      certFile,
-      keyFile,
-      cert: tls.files.cert,
-      key: tls.files.key,
-      clientCaFile,
-      clientCa: clientCa?.pem ?? null,
-      generated,
+      certFile: files.cert.file,
+      keyFile: files.key.file,
+      clientCaFile: files.clientCa?.file ?? null,
+      autoCertificate,
       hstsMaxAge,
-      warnings: Object.freeze([unconstrainedCaWarning(tls.files.cert, certFile)].filter((w): w is string => w !== null)),
     }),
-    htpasswdFile,
-    users: htpasswd.users,
+    htpasswdFile: files.htpasswd.file,
     realm,
-    access: accessFile !== null && access?.policy ? Object.freeze({ file: accessFile, policy: access.policy }) : null,
+    access: files.access === null ? null : Object.freeze({ file: files.access.file }),
     loginThrottle: Object.freeze({ freeFailures, maxDelayMs }),
     publicUrl,
     logLevel,
@@ -145,4 +132,10 @@ export async function loadConfig(argv: string[], env: Readonly<Record<string, st
     workers,
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });
+  return { config, files, problems };
+}
+
+/** The error every configuration problem ends in: all of them, at once. */
+export function invalidConfiguration(problems: readonly string[]): GatewayError {
+  return new GatewayError('CONFIG_INVALID', `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`, { problems });
 }

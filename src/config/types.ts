@@ -1,6 +1,6 @@
-import type { AccessPolicy } from '../access/policy.js';
-import type { HtpasswdUsers } from '../auth/types.js';
-import type { GeneratedCertificate } from '../tls/auto.js';
+// The configuration of `serve` is data: settings and the paths of the files they name. Reading
+// those files (certificates, htpasswd, access file) belongs to the modules that own them; start-up
+// (server/resources.ts) does it, so that their problems are reported with these.
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -24,25 +24,20 @@ export interface Config {
   readonly tls: {
     readonly certFile: string;
     readonly keyFile: string;
-    /** PEM text as read at start-up (leaf first, then any chain). */
-    readonly cert: string;
-    readonly key: string;
     /** CA that client certificates must be signed by (mutual TLS), or null. */
     readonly clientCaFile: string | null;
-    readonly clientCa: string | null;
-    /** Set when this start made the certificate itself (no certificate at the default paths). */
-    readonly generated: GeneratedCertificate | null;
+    /**
+     * Set when both certificate paths are left at their defaults: a private CA and a certificate
+     * are made there when neither file exists. Null: the files must exist as given.
+     */
+    readonly autoCertificate: AutoCertificateSettings | null;
     /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
     readonly hstsMaxAge: number;
-    /** One-line warnings about the certificate in use, for the primary process to log at start. */
-    readonly warnings: readonly string[];
   };
   readonly htpasswdFile: string;
-  /** Users as parsed at start-up. */
-  readonly users: HtpasswdUsers;
   readonly realm: string;
-  /** The access file and its policy as read at start-up; null: every user may do everything. */
-  readonly access: { readonly file: string; readonly policy: AccessPolicy } | null;
+  /** The access file; null: every user may do everything. */
+  readonly access: { readonly file: string } | null;
   /** Repeated failed logins for one user from one address wait before the next is checked. */
   readonly loginThrottle: {
     /** Failures before waits begin; 0: no throttling. */
@@ -61,4 +56,39 @@ export interface Config {
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
   readonly timeouts: Timeouts;
+}
+
+/** What the gateway puts in a certificate it makes itself (see tls/auto.ts). */
+export interface AutoCertificateSettings {
+  readonly publicUrl: URL | null;
+  /** `--tls-san` entries as given: names and addresses (checked when the certificate is made). */
+  readonly extraSans: readonly string[];
+  /** The port clients use, for the trust paths (`certs.d/HOST:PORT`). */
+  readonly port: number;
+  /** `--ca-domain` suffixes (checked) the new CA may sign for besides the certificate's names. */
+  readonly caDomains: readonly string[];
+}
+
+/** A file option: its path, and how a problem with it names the option (flag, variable, or both). */
+export interface FileOption {
+  readonly file: string;
+  readonly source: string;
+}
+
+/** The files start-up reads, known even when other options are wrong, so that every problem is reported at once. */
+export interface ConfigFiles {
+  readonly cert: FileOption;
+  readonly key: FileOption;
+  readonly clientCa: FileOption | null;
+  /** As Config.tls.autoCertificate. */
+  readonly autoCertificate: AutoCertificateSettings | null;
+  readonly htpasswd: FileOption;
+  readonly access: FileOption | null;
+}
+
+/** Flags and environment, parsed and checked: the config (null when anything is wrong), the files it names, and every problem found. */
+export interface ParsedConfig {
+  readonly config: Config | null;
+  readonly files: ConfigFiles;
+  readonly problems: readonly string[];
 }

@@ -2,7 +2,7 @@
 // that says what is wrong and what to do; the caller prefixes the flag and variable names.
 
 import { availableParallelism } from 'node:os';
-import { parseCaDomains } from '../tls/name-constraints.js';
+import { parseCaDomains } from './ca-domains.js';
 import type { LogLevel } from './types.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };

@@ -16,13 +16,13 @@ import type { ForwardSettings } from '../proxy/forward.js';
 import { createManifestCache, type ManifestCache } from '../proxy/manifest-cache.js';
 import { createReclaimer } from '../proxy/reclaim.js';
 import { createUpstream } from '../proxy/upstream.js';
-import { secureServerOptions } from '../tls/options.js';
-import { watchCertificates } from '../tls/reload.js';
+import { secureContextOptions, secureServerOptions } from '../tls/options.js';
 import { createLogger, type Logger } from './logger.js';
 import { limitConnections } from './connection-limit.js';
 import { handleClientError } from './client-error.js';
 import { createManifestSync, type ManifestSync } from './manifest-sync.js';
 import { createRequestHandler } from './pipeline.js';
+import type { GatewaySetup } from './resources.js';
 
 export interface RunningGateway {
   /** `https://HOST:PORT` as bound (loopback host when listening on every address). */
@@ -86,17 +86,20 @@ export interface StartOptions {
   listening?: Server;
 }
 
-export async function startGateway(config: Config, options: StartOptions = {}): Promise<RunningGateway> {
+export async function startGateway(setup: GatewaySetup, options: StartOptions = {}): Promise<RunningGateway> {
+  const { config } = setup;
   const log = options.logger ?? createLogger(config.logLevel);
   // With several processes, one bcrypt thread each already puts a login flood on every core; more
   // would only add ~10 MiB apiece.
   const metrics = config.metricsListen === null ? null : createGatewayMetrics();
-  const authenticator = createAuthenticator({ users: config.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
+  const authenticator = createAuthenticator({ users: setup.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
   const htpasswdWatch = watchHtpasswd(config.htpasswdFile, authenticator, log);
-  const access = config.access && watchAccess(config.access.file, config.access.policy, log);
+  const access = setup.access && watchAccess(setup.access.file, setup.access.policy, log);
   let draining = false;
+  // The listener serves what the certificate source gives, and each renewal it takes.
+  const { certificates, clientCa } = setup.tls;
   const server = https.createServer({
-    ...secureServerOptions(config.tls),
+    ...secureServerOptions({ ...certificates.current(), clientCa }),
     // Multi-GB layers take as long as they take: no limit on a whole request, but a client
     // must finish its headers promptly and keep its connection busy.
     requestTimeout: 0,
@@ -112,7 +115,8 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     requireHostHeader: false,
   });
   server.timeout = config.timeouts.idleMs;
-  const certWatch = watchCertificates(server, config.tls, log);
+  const stopCertificates = certificates.onChange((pair) => server.setSecureContext(secureContextOptions({ ...pair, clientCa })));
+  certificates.start(log);
   server.on('tlsClientError', (err) => log.debug({ reason: err.message }, 'TLS handshake failed'));
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => handleClientError(err, socket, config.tls.hstsMaxAge, log));
   const connectionLimit = limitConnections(server, { max: config.maxConnections, log, hstsMaxAge: config.tls.hstsMaxAge });
@@ -135,8 +139,8 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);
-  log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: config.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
-  if (config.users.size === 0) {
+  log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: setup.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
+  if (setup.users.size === 0) {
     log.warn({ htpasswd: config.htpasswdFile }, 'the htpasswd file has no users: every registry request will be refused; add one with `htpasswd -B`');
   }
 
@@ -144,7 +148,8 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
     draining = true;
     htpasswdWatch.close();
     access?.close();
-    certWatch.close();
+    stopCertificates();
+    certificates.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // Connections become idle as their responses finish; close each as soon as it is.
@@ -160,7 +165,7 @@ export async function startGateway(config: Config, options: StartOptions = {}): 
   };
 
   const reload = async (): Promise<boolean> => {
-    const [certOk, usersOk, accessOk] = await Promise.all([certWatch.reload(), htpasswdWatch.reload(), access?.reload() ?? true]);
+    const [certOk, usersOk, accessOk] = await Promise.all([certificates.reload(), htpasswdWatch.reload(), access?.reload() ?? true]);
     return certOk && usersOk && accessOk;
   };
 

@@ -1,14 +1,18 @@
-// Auto-TLS: a first start with no certificate at the default paths makes one, as `certs init`
-// would, so `serve` (and `docker compose up`) work on a fresh checkout. Paths given explicitly
-// are never replaced: a missing file there is an error, reported as such.
+// Auto-TLS, the certificate source of a gateway left at its default certificate paths: a first
+// start with no certificate there makes a private CA and a certificate, as `certs init` would, so
+// `serve` (and `docker compose up`) work on a fresh checkout; from then on the files are served
+// and followed like any others (file-source.ts). Paths given explicitly are never replaced: a
+// missing file there is an error, reported as such.
 
 import { access } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import type { AutoCertificateSettings, FileOption } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import { trustInstructions, writeCertificateSet } from './cert-files.js';
 import { normalizeServerNames } from './certificates.js';
+import { openCertificateFiles, type OpenedCertificates } from './file-source.js';
 
 export interface GeneratedCertificate {
   readonly caFile: string;
@@ -18,14 +22,9 @@ export interface GeneratedCertificate {
   readonly instructions: string;
 }
 
-export interface AutoCertificateInput {
+export interface AutoCertificateInput extends Omit<AutoCertificateSettings, 'caDomains'> {
   readonly certFile: string;
   readonly keyFile: string;
-  readonly publicUrl: URL | null;
-  /** `--tls-san` entries: names and addresses. */
-  readonly extraSans: readonly string[];
-  /** The port clients use, for the trust paths (`certs.d/HOST:PORT`). */
-  readonly port: number;
   /** `--ca-domain` suffixes (checked) the new CA may sign for besides the certificate's names. */
   readonly caDomains?: readonly string[];
 }
@@ -82,4 +81,24 @@ export async function makeDefaultCertificateIfMissing(input: AutoCertificateInpu
   const { hosts, ips } = autoCertificateNames(input.publicUrl, input.extraSans);
   await writeCertificateSet(dir, { hosts, ips, caDomains: input.caDomains ?? [] });
   return { caFile, hosts, ips, instructions: trustInstructions(caFile, [...hosts, ...ips], input.port) };
+}
+
+/**
+ * The certificate files at the default paths, made first when neither exists: the source and
+ * what was made (null when it was there already), or every problem found.
+ */
+export async function openAutoCertificate(
+  files: { readonly cert: FileOption; readonly key: FileOption },
+  settings: AutoCertificateSettings,
+  now = new Date(),
+): Promise<OpenedCertificates & { readonly generated: GeneratedCertificate | null }> {
+  const problems: string[] = [];
+  let generated: GeneratedCertificate | null = null;
+  try {
+    generated = await makeDefaultCertificateIfMissing({ ...settings, certFile: files.cert.file, keyFile: files.key.file });
+  } catch (err) {
+    problems.push(`${files.cert.source}: no certificate at ${files.cert.file}, and making one failed: ${(err as Error).message}`);
+  }
+  const opened = await openCertificateFiles(files, now);
+  return { source: opened.source, generated, problems: [...problems, ...opened.problems] };
 }

@@ -1,5 +1,5 @@
-// Reading and checking the certificate and key before we listen, so a bad pair is a clear
-// start-up error rather than a handshake failure every client has to puzzle over.
+// Reading and checking the certificate and key (and the CA of client certificates), every problem
+// at once, each naming its option; and what start-up says about the files it serves.
 
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { statSync } from 'node:fs';

@@ -1,9 +1,9 @@
-// loadConfig reads real files (certificate, key, htpasswd), so these tests make them.
+// Start-up reads real files (certificate, key, htpasswd), so these tests make them.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/config/load.js';
+import { loadGatewaySetup } from '../../../src/server/resources.js';
 import { GatewayError } from '../../../src/errors.js';
 import { writeHtpasswd } from '../../helpers/htpasswd.js';
 import { createCa, createServerCertificate, normalizeServerNames } from '../../../src/tls/certificates.js';
@@ -24,7 +24,7 @@ beforeAll(async () => {
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 async function problemsOf(argv: string[], env: Record<string, string> = {}): Promise<readonly string[]> {
-  const err = await loadConfig(argv, env).then(
+  const err = await loadGatewaySetup(argv, env).then(
     () => null,
     (e: unknown) => e,
   );
@@ -34,16 +34,16 @@ async function problemsOf(argv: string[], env: Record<string, string> = {}): Pro
   return (err as GatewayError).problems;
 }
 
-describe('loadConfig', () => {
+describe('loadGatewaySetup', () => {
   it('gives a frozen config from flags, with defaults for the rest', async () => {
-    const config = await loadConfig(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd], {});
+    const { config, users, tls } = await loadGatewaySetup(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd], {});
     expect(Object.isFrozen(config)).toBe(true);
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 8443 });
     expect(config.upstream.origin).toBe('http://127.0.0.1:5000');
     expect(config.realm).toBe('Registry Realm');
     expect(config.publicUrl).toBeNull();
-    expect([...config.users.keys()]).toEqual(['alice']);
-    expect(config.tls.cert).toContain('BEGIN CERTIFICATE');
+    expect([...users.keys()]).toEqual(['alice']);
+    expect(tls.certificates.current().cert).toContain('BEGIN CERTIFICATE');
   });
 
   it('takes every option from the environment too, and a flag wins', async () => {
@@ -55,7 +55,7 @@ describe('loadConfig', () => {
       GATEWAY_PUBLIC_URL: 'https://registry.example.com',
       GATEWAY_REALM: 'Env',
     };
-    const config = await loadConfig(['--realm', 'Flag'], env);
+    const { config } = await loadGatewaySetup(['--realm', 'Flag'], env);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 9000 });
     expect(config.publicUrl?.origin).toBe('https://registry.example.com');
     expect(config.realm).toBe('Flag');
@@ -77,8 +77,8 @@ describe('loadConfig', () => {
 
   it('has metrics off by default, and takes --metrics-listen on a port of its own', async () => {
     const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
-    expect((await loadConfig(files, {})).metricsListen).toBeNull();
-    expect((await loadConfig(files, { GATEWAY_METRICS_LISTEN: '127.0.0.1:9464' })).metricsListen).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect((await loadGatewaySetup(files, {})).config.metricsListen).toBeNull();
+    expect((await loadGatewaySetup(files, { GATEWAY_METRICS_LISTEN: '127.0.0.1:9464' })).config.metricsListen).toEqual({ host: '127.0.0.1', port: 9464 });
     const clash = await problemsOf([...files, '--listen', '0.0.0.0:8443', '--metrics-listen', '127.0.0.1:8443']);
     expect(clash).toEqual([expect.stringMatching(/^--metrics-listen: .*8443 is where the gateway itself listens/)]);
     const bad = await problemsOf([...files, '--metrics-listen', '9464']);
@@ -87,18 +87,18 @@ describe('loadConfig', () => {
 
   it('holds 1024 connections per process by default, takes --max-connections (0: no limit) and names it when wrong', async () => {
     const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
-    expect((await loadConfig(files, {})).maxConnections).toBe(1024);
-    expect((await loadConfig(files, { GATEWAY_MAX_CONNECTIONS: '0' })).maxConnections).toBe(0);
-    expect((await loadConfig([...files, '--max-connections', '200'], { GATEWAY_MAX_CONNECTIONS: '0' })).maxConnections).toBe(200);
+    expect((await loadGatewaySetup(files, {})).config.maxConnections).toBe(1024);
+    expect((await loadGatewaySetup(files, { GATEWAY_MAX_CONNECTIONS: '0' })).config.maxConnections).toBe(0);
+    expect((await loadGatewaySetup([...files, '--max-connections', '200'], { GATEWAY_MAX_CONNECTIONS: '0' })).config.maxConnections).toBe(200);
     expect(await problemsOf([...files, '--max-connections', 'lots'])).toEqual([expect.stringMatching(/^--max-connections: "lots" is not a whole number from 0 to 1000000/)]);
     expect(await problemsOf(files, { GATEWAY_MAX_CONNECTIONS: '-1' })).toEqual([expect.stringMatching(/^GATEWAY_MAX_CONNECTIONS: "-1"/)]);
   });
 
   it('keeps manifests 1 s by default, takes --manifest-cache-ttl (0: off) and names it when wrong', async () => {
     const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
-    expect((await loadConfig(files, {})).manifestCacheMs).toBe(1000);
-    expect((await loadConfig(files, { GATEWAY_MANIFEST_CACHE_TTL: '0' })).manifestCacheMs).toBe(0);
-    expect((await loadConfig([...files, '--manifest-cache-ttl', '30'], { GATEWAY_MANIFEST_CACHE_TTL: '0' })).manifestCacheMs).toBe(30_000);
+    expect((await loadGatewaySetup(files, {})).config.manifestCacheMs).toBe(1000);
+    expect((await loadGatewaySetup(files, { GATEWAY_MANIFEST_CACHE_TTL: '0' })).config.manifestCacheMs).toBe(0);
+    expect((await loadGatewaySetup([...files, '--manifest-cache-ttl', '30'], { GATEWAY_MANIFEST_CACHE_TTL: '0' })).config.manifestCacheMs).toBe(30_000);
     expect(await problemsOf([...files, '--manifest-cache-ttl', '0.5'])).toEqual([expect.stringMatching(/^--manifest-cache-ttl: "0.5" is not a whole number of seconds/)]);
     expect(await problemsOf(files, { GATEWAY_MANIFEST_CACHE_TTL: '-1' })).toEqual([expect.stringMatching(/^GATEWAY_MANIFEST_CACHE_TTL: "-1" is not a whole number of seconds/)]);
   });
@@ -141,18 +141,18 @@ describe('loadConfig', () => {
       await writeFile(key, server.key, { mode: 0o600 });
       return ['--tls-cert', cert, '--tls-key', key, '--htpasswd', htpasswd];
     };
-    const old = await loadConfig(await write('old-ca', false), {});
+    const old = await loadGatewaySetup(await write('old-ca', false), {});
     expect(old.tls.warnings).toEqual([expect.stringMatching(/^the CA that signed .*old-ca\.crt has no name constraints, so whoever holds its key can sign for any site/)]);
     expect(old.tls.warnings[0]).toContain('registry-gateway certs init --force');
     expect(old.tls.warnings[0]).not.toContain('\n');
-    expect((await loadConfig(await write('limited-ca', true), {})).tls.warnings).toEqual([]);
+    expect((await loadGatewaySetup(await write('limited-ca', true), {})).tls.warnings).toEqual([]);
     // Not the gateway's own CA (another name, another key type): not its business.
-    expect((await loadConfig(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd], {})).tls.warnings).toEqual([]);
+    expect((await loadGatewaySetup(['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd], {})).tls.warnings).toEqual([]);
   });
 
   it('takes --ca-domain/GATEWAY_CA_DOMAIN and names it when a value is wrong', async () => {
     const files = ['--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd];
-    await expect(loadConfig([...files, '--ca-domain', 'corp.example,lab.example'], {})).resolves.toBeDefined();
+    await expect(loadGatewaySetup([...files, '--ca-domain', 'corp.example,lab.example'], {})).resolves.toBeDefined();
     expect(await problemsOf(files, { GATEWAY_CA_DOMAIN: 'corp.example,com' })).toEqual([expect.stringMatching(/^GATEWAY_CA_DOMAIN: "com" is a single label/)]);
     expect(await problemsOf([...files, '--ca-domain', '.corp.example'])).toEqual([expect.stringMatching(/^--ca-domain: ".corp.example": write it as corp.example/)]);
   });
