@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (`npm test`, also what CI runs): installs the system tools the tests use
-# when they are missing, builds, and runs the whole suite on this machine's Node and on the
-# current Node LTS (the one the Docker image ships), then the docker-compose stack test.
+# when they are missing, finds or starts a Docker engine (scripts/start-dockerd.sh), builds, and
+# runs the whole suite on this machine's Node and on the current Node LTS (the one the Docker image
+# ships), then the docker-compose stack test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +26,31 @@ npm run --silent build
 npm run --silent typecheck   # vitest strips types without checking them
 
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+started_dockerd=no
+cleanup() {
+  rm -rf "$results"
+  # An engine this run started is stopped again (its data, the pulled and built images, stays in
+  # /tmp/test-dockerd for the next run; scripts/start-dockerd.sh --stop --purge removes it).
+  # One that was running already (DOCKER_HOST, /var/run/docker.sock, or left by an earlier run) is
+  # not ours to stop. KEEP_DOCKERD=1 leaves a started one running, for a CI machine that reuses it.
+  if [[ $started_dockerd == yes && ${KEEP_DOCKERD:-0} != 1 ]]; then bash scripts/start-dockerd.sh --stop || true; fi
+}
+trap cleanup EXIT
+
+# The e2e and stack tests need a Docker engine: the one in DOCKER_HOST or on the default socket when
+# it answers, else one started here. Found once, for every run below (they all see DOCKER_HOST).
+needs_docker=yes
+if [[ $# -gt 0 ]]; then
+  needs_docker=no
+  for arg in "$@"; do [[ $arg == *e2e* || $arg == *stack* ]] && needs_docker=yes; done
+fi
+if [[ $needs_docker == yes ]]; then
+  engine=$(bash scripts/start-dockerd.sh)
+  DOCKER_HOST=$(sed -n 's/^DOCKER_HOST=//p' <<<"$engine")
+  export DOCKER_HOST
+  [[ $(sed -n 's/^DOCKERD_STARTED=//p' <<<"$engine") == yes ]] && started_dockerd=yes
+  echo "docker engine: $DOCKER_HOST ($([[ $started_dockerd == yes ]] && echo "started for this run" || echo "already running"))"
+fi
 status=0
 run_suite() { # LABEL VITEST_ARGS -- NODE_COMMAND...
   local label=$1; shift

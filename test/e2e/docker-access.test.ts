@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSampleImage, dockerCli, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { buildSampleImage, dockerCli, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
 
@@ -57,10 +57,7 @@ describe('docker with per-repository access', { timeout: 240_000 }, () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (docker !== undefined) {
-      for (const image of images) await dk(['rmi', '--force', image]);
-      if (stack !== undefined) await dk(['logout', stack.host]);
-    }
+    await removeDockerTraces(docker, images, stack?.host);
     await untrust?.();
     await stack?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSampleImage, dockerCli, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { buildSampleImage, dockerCli, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 
 describe('docker CLI through the gateway', { timeout: 240_000 }, () => {
@@ -43,10 +43,7 @@ describe('docker CLI through the gateway', { timeout: 240_000 }, () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (docker !== undefined) {
-      for (const image of images) await dk(['rmi', '--force', image]);
-      if (stack !== undefined) await dk(['logout', stack.host]);
-    }
+    await removeDockerTraces(docker, images, stack?.host);
     await untrust?.();
     await stack?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });

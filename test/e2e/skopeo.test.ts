@@ -11,6 +11,7 @@ import type { HtpasswdUser } from '../helpers/htpasswd.js';
 import { readOciLayout, sha256, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
 import { skopeoSandbox } from '../helpers/skopeo.js';
 import { requireTool, run, type RunResult } from '../helpers/tools.js';
+import { sleep } from '../helpers/wait.js';
 
 const BOB: HtpasswdUser = { user: 'bob', password: 'correct horse: battery:staple', algorithm: 'apr1' };
 
@@ -181,7 +182,7 @@ describe('skopeo through the gateway', { timeout: 60_000 }, () => {
     await stack.registry.halt();
     try {
       // The manifest was served moments ago: for the cache's TTL the gateway may still answer it.
-      await new Promise((resolve) => setTimeout(resolve, stack.config.manifestCacheMs + 100));
+      await sleep(stack.config.manifestCacheMs + 100);
       const down = await sk(['inspect', '--raw', '--cert-dir', stack.pki.trustDir, '--creds', alice(), ref('team/app:1')]);
       expect(down.code).not.toBe(0);
       // The gateway answers 502 itself rather than hanging or dropping the connection.

@@ -9,10 +9,15 @@ import { makeTar } from './oci-layout.js';
 import { requireTool, run, type RunResult } from './tools.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const START_DOCKERD = join('..', 'shared', 'stack', 'start-dockerd.sh');
+/** The project's own engine script: uses DOCKER_HOST or the default socket when they answer, else starts one. */
+const START_DOCKERD = join('scripts', 'start-dockerd.sh');
 const CERTS_ROOT = '/etc/docker/certs.d';
 
-/** Starts (or finds) the test Docker engine and returns its DOCKER_HOST; fails with the script's output. */
+/**
+ * Finds (or starts) the Docker engine for the tests with scripts/start-dockerd.sh and returns its
+ * DOCKER_HOST; fails with the script's output. Under `npm test` the script has already run, and
+ * DOCKER_HOST names the engine it found or started.
+ */
 export async function startDockerEngine(): Promise<string> {
   const started = await run('bash', [START_DOCKERD], { cwd: REPO_ROOT, timeoutMs: 280_000 });
   if (started.code !== 0) throw new Error(`${START_DOCKERD} failed (${started.code}):\n${started.stdout}\n${started.stderr}`);
@@ -43,6 +48,16 @@ export function dockerCli(dockerHost: string, configDir: string, extraEnv: NodeJ
       return r;
     },
   };
+}
+
+/**
+ * What a test leaves in the engine, removed: its images (tags), and its login to `host` (in the
+ * test's own client config). Either may be undefined when the test's setup failed early.
+ */
+export async function removeDockerTraces(docker: DockerCli | undefined, images: readonly string[], host: string | undefined): Promise<void> {
+  if (docker === undefined) return;
+  for (const image of images) await docker.run(['rmi', '--force', image]);
+  if (host !== undefined) await docker.run(['logout', host]);
 }
 
 export interface SampleImage {
@@ -87,4 +102,57 @@ export async function trustCaForDocker(hostPort: string, caPem: string): Promise
     await rm(dir, { recursive: true, force: true });
     if (createdRoot) await rmdir(CERTS_ROOT).catch(() => undefined); // only if still empty
   };
+}
+
+/**
+ * Stand-ins for machines that reach no image hub, kept outside this repository (next to the
+ * checkout, in ../shared): used only when a base image is neither in the engine nor pullable.
+ */
+const STANDIN_IMAGES = resolve(REPO_ROOT, '..', 'shared', 'stack', 'standin-images.sh');
+
+export type BaseImageSource = 'present' | 'pulled' | 'stand-in';
+
+/**
+ * Makes sure the images the docker-compose stack builds on are in the engine: there already, else
+ * pulled. Only an image that cannot be pulled is built as a stand-in, by
+ * ../shared/stack/standin-images.sh; when that script is missing too, this fails naming the images
+ * and what would provide them. Returns where each image came from.
+ */
+export async function provideBaseImages(docker: DockerCli, nodeImage: string, registryImage: string): Promise<Record<string, BaseImageSource>> {
+  const dockerPath = requireTool('docker');
+  const sources: Record<string, BaseImageSource> = {};
+  const missing: string[] = [];
+  const pullErrors: string[] = [];
+  for (const image of [nodeImage, registryImage]) {
+    if ((await docker.run(['image', 'inspect', image])).code === 0) {
+      sources[image] = 'present';
+      continue;
+    }
+    const pulled = await run(dockerPath, ['pull', image], { env: docker.env, timeoutMs: 180_000 });
+    if (pulled.code === 0) {
+      sources[image] = 'pulled';
+    } else {
+      missing.push(image);
+      pullErrors.push(`docker pull ${image}: ${(pulled.stderr || pulled.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+    }
+  }
+  if (missing.length === 0) return sources;
+  if (!existsSync(STANDIN_IMAGES)) {
+    throw new Error(
+      `The stack test needs the images ${missing.join(' and ')}, which are not in the Docker engine and cannot be pulled:\n` +
+        `${pullErrors.join('\n')}\n` +
+        `Make them pullable (network access to the image hub, or a registry mirror for the engine), load them into the engine ` +
+        `(docker load), or provide ${STANDIN_IMAGES}, which builds local stand-ins.`,
+    );
+  }
+  // The script always builds both tags: one that is already here is not replaced, its stand-in goes
+  // to a throwaway tag that is removed again.
+  const throwaway = `rgw-standin-unused:${randomBytes(4).toString('hex')}`;
+  const nodeTag = missing.includes(nodeImage) ? nodeImage : throwaway;
+  const registryTag = missing.includes(registryImage) ? registryImage : `${throwaway}-registry`;
+  const built = await run('bash', [STANDIN_IMAGES, nodeTag, registryTag], { cwd: REPO_ROOT, env: docker.env, timeoutMs: 300_000 });
+  if (built.code !== 0) throw new Error(`${STANDIN_IMAGES} failed (${built.code}):\n${built.stdout}\n${built.stderr}\n(after: ${pullErrors.join('; ')})`);
+  for (const tag of [nodeTag, registryTag]) if (tag.startsWith(throwaway)) await docker.run(['rmi', '--force', tag]);
+  for (const image of missing) sources[image] = 'stand-in';
+  return sources;
 }

@@ -1,11 +1,13 @@
-// A whole test stack: temp folder, PKI, htpasswd, a real registry, and the gateway in-process.
+// The one in-process gateway of the tests: temp folder, PKI, htpasswd, a real registry (or any
+// upstream URL given, such as a stand-in from upstreams.ts), and the gateway started in this process.
+// (The gateway as its own process: gateway-process.ts.)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../../src/config/load.js';
 import type { Config, LogLevel } from '../../src/config/types.js';
 import { startGateway } from '../../src/server/gateway.js';
+import { loadGatewaySetup } from '../../src/server/resources.js';
 import { createLogger } from '../../src/server/logger.js';
 import { writeHtpasswd, type HtpasswdUser } from './htpasswd.js';
 import { makeTestPki, type TestPki } from './pki.js';
@@ -32,6 +34,11 @@ export interface TestStackOptions {
   extraArgs?: string[];
   /** Options of the registry behind the gateway. */
   registry?: RegistryOptions;
+  /**
+   * An upstream URL to put the gateway in front of instead of a registry of its own (a stand-in from
+   * upstreams.ts): no registry is started, and the stack's `registry` must not be used.
+   */
+  upstream?: string;
   /** Names in the server certificate; `localhost` and 127.0.0.1 / ::1 by default. */
   certHosts?: string[];
   certIps?: string[];
@@ -54,7 +61,10 @@ export interface TestRequestOptions {
 
 export interface TestStack {
   readonly gateway: RunningGateway;
+  /** The registry behind the gateway; throws for a stack started with `upstream`. */
   readonly registry: TestRegistry;
+  /** What the gateway forwards to (`--upstream`): the registry's URL or the `upstream` option. */
+  readonly upstreamUrl: string;
   readonly pki: TestPki;
   /** Temporary folder of this stack (PKI in pki/, htpasswd file); removed by stop(). */
   readonly dir: string;
@@ -88,6 +98,32 @@ export function basicAuthorization(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
 }
 
+export interface GatewayFiles {
+  /** The temporary folder: pki/ and htpasswd. */
+  readonly dir: string;
+  /** Server certificate for localhost and 127.0.0.1. */
+  readonly pki: TestPki;
+  /** An htpasswd file with alice (password `alice-secret`, bcrypt cost 5). */
+  readonly htpasswd: string;
+  /** Removes the folder. */
+  remove(): Promise<void>;
+}
+
+/** What `serve` needs for TLS and sign-in, in a new temporary folder named after `prefix`. */
+export async function makeGatewayFiles(prefix: string): Promise<GatewayFiles> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    const pki = await makeTestPki(join(dir, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
+    const htpasswd = join(dir, 'htpasswd');
+    await writeHtpasswd(htpasswd, [ALICE]);
+    return { dir, pki, htpasswd, remove };
+  } catch (err) {
+    await remove();
+    throw err;
+  }
+}
+
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   const dir = await mkdtemp(join(tmpdir(), 'rgw-stack-'));
   let registry: TestRegistry | null = null;
@@ -112,12 +148,13 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     const users = [...(options.defaultUser === false ? [] : [ALICE]), ...(options.users ?? [])];
     const htpasswdFile = join(dir, 'htpasswd');
     await writeHtpasswd(htpasswdFile, users);
-    registry = await startRegistry(options.registry);
+    if (options.upstream === undefined) registry = await startRegistry(options.registry);
+    const upstreamUrl = options.upstream ?? registry!.url;
 
     const logLevel = options.logLevel ?? 'info';
     const argv = [
       '--listen', '127.0.0.1:0',
-      '--upstream', registry.url,
+      '--upstream', upstreamUrl,
       '--tls-cert', pki.serverCert,
       '--tls-key', pki.serverKey,
       '--htpasswd', htpasswdFile,
@@ -128,7 +165,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     if (options.upstreamTimeoutSeconds !== undefined) argv.push('--upstream-timeout', String(options.upstreamTimeoutSeconds));
     argv.push(...(options.extraArgs ?? []));
     // An empty environment: GATEWAY_* variables of the machine running the tests must not leak in.
-    const config = await loadConfig(argv, {});
+    const setup = await loadGatewaySetup(argv, {});
+    const { config } = setup;
 
     let lines: string[] = [];
     // The gateway's own logger (same fields, same redaction), writing into memory.
@@ -137,8 +175,9 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         for (const line of chunk.split('\n')) if (line !== '') lines.push(line);
       },
     });
-    gateway = await startGateway(config, { logger });
+    gateway = await startGateway(setup, { logger });
     const running = gateway;
+    const ownRegistry = registry;
     const url = running.url;
     const host = new URL(url).host;
     const passwords = new Map(users.map((u) => [u.user, u.password]));
@@ -152,7 +191,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     let stopped = false;
     const stack: TestStack = {
       gateway: running,
-      registry,
+      get registry(): TestRegistry {
+        if (ownRegistry === null) throw new Error(`this test stack has no registry: its gateway is in front of ${upstreamUrl}`);
+        return ownRegistry;
+      },
+      upstreamUrl,
       pki,
       dir,
       htpasswdFile,

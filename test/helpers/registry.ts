@@ -6,6 +6,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, requireTool } from './tools.js';
+import { sleep } from './wait.js';
 
 export interface RegistryOptions {
   /** Sets `http.host`: the registry then builds absolute Location URLs on this origin. */
@@ -199,8 +200,4 @@ function probe(target: string): Promise<number | null> {
     req.once('error', () => resolve(null));
     req.end();
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG_WALK } from '../../src/proxy/catalog.js';
 import { isCursor, sealCursor } from '../../src/proxy/catalog-cursor.js';
-import { startFakeUpstream, startGatewayBefore } from '../helpers/fake-upstream.js';
 import { startTestStack, type TestResponse, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
-import { nextLink } from './registry-api.js';
+import { startFakeUpstream } from '../helpers/upstreams.js';
+import { nextLink } from '../helpers/registry-api.js';
+import { sleep } from '../helpers/wait.js';
 
 const POLICY = `rules:
   - users: [alice]
@@ -80,7 +81,7 @@ function upstreamCatalogRequests(): number {
 async function settledUpstreamCount(): Promise<number> {
   let count = upstreamCatalogRequests();
   for (;;) {
-    await new Promise((r) => setTimeout(r, 30));
+    await sleep(30);
     const again = upstreamCatalogRequests();
     if (again === count) return count;
     count = again;
@@ -211,11 +212,11 @@ describe('a registry that refuses pages of 1000 (catalog.maxentries lowered)', (
       res.end(JSON.stringify({ repositories: page }));
     });
     await writeFile(join(dir, 'all.yml'), 'rules:\n  - users: [alice]\n    repositories: ["r1*"]\n    actions: [pull]\n');
-    const gateway = await startGatewayBefore(upstream.url, ['--access', join(dir, 'all.yml')]);
+    const gateway = await startTestStack({ upstream: upstream.url, extraArgs: ['--access', join(dir, 'all.yml')] });
     try {
       const get = (target: string) =>
         new Promise<{ status: number; body: string }>((resolve, reject) => {
-          const req = httpsRequest(`${gateway.gateway.url}${target}`, { ca: gateway.pki.caPem, servername: 'localhost', headers: { authorization: gateway.authorization } }, (res) => {
+          const req = httpsRequest(`${gateway.gateway.url}${target}`, { ca: gateway.pki.caPem, servername: 'localhost', headers: { authorization: gateway.authorization() } }, (res) => {
             let body = '';
             res.on('data', (c: Buffer) => (body += c.toString()));
             res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

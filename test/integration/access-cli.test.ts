@@ -1,11 +1,11 @@
 // `registry-gateway access check`, run as a user would: the built CLI, a real file.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATEWAY_BIN as CLI } from '../helpers/gateway-process.js';
 import { run } from '../helpers/tools.js';
 
-const CLI = resolve('dist/cli/main.js');
 const POLICY = `groups:
   ci: [robot-ci]
 rules:

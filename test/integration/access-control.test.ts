@@ -6,12 +6,13 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
+import { loadGatewaySetup } from '../../src/server/resources.js';
 import { NAME_TOTAL_LENGTH_MAX } from '../../src/registry/routes.js';
 import { isGatewayError } from '../../src/errors.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
-import { eventually, makeImage, MEDIA_TYPES, nextLink, pushBlobMonolithic, pushImage, sha256, type PushedImage } from './registry-api.js';
+import { makeImage, MEDIA_TYPES, nextLink, pushBlobMonolithic, pushImage, sha256, type PushedImage } from '../helpers/registry-api.js';
+import { eventually } from '../helpers/wait.js';
 
 const user = (name: string): HtpasswdUser => ({ user: name, password: `${name}-secret`, algorithm: 'bcrypt', cost: 4 });
 
@@ -303,12 +304,8 @@ describe('the access file changing while the gateway runs', () => {
   it('takes effect within a couple of seconds', async () => {
     expect(await bobStartsUpload()).toBe(403);
     await writeFile(accessFile, `${POLICY}  - users: ["*"]\n    repositories: ["\${user}/*"]\n    actions: [push]\n`);
-    const deadline = Date.now() + 4_000;
-    let status = await bobStartsUpload();
-    while (status !== 202 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 200));
-      status = await bobStartsUpload();
-    }
+    let status = 0;
+    await eventually(async () => (status = await bobStartsUpload()) === 202, 4_000, 200);
     expect(status).toBe(202);
     await pushBlobMonolithic(stack, 'bob/app', Buffer.from('bob may push here now'), as('bob', stack));
   });
@@ -330,10 +327,10 @@ describe('serve --access', () => {
     const bad = join(dir, 'bad.yml');
     await writeFile(bad, 'rules:\n  - users: ["@admins"]\n    repositories: ["*"]\n    actions: [pull]\n');
     const args = [...stack.argv.filter((a, i, all) => a !== '--access' && all[i - 1] !== '--access'), '--access', bad];
-    const err: unknown = await loadConfig(args, {}).catch((e: unknown) => e);
+    const err: unknown = await loadGatewaySetup(args, {}).catch((e: unknown) => e);
     expect(isGatewayError(err, 'CONFIG_INVALID')).toBe(true);
     expect((err as { problems: string[] }).problems).toEqual([`--access: ${bad}:2: rule 1: unknown group "@admins"; define it under groups:`]);
-    const fromEnv: unknown = await loadConfig(args.slice(0, -2), { GATEWAY_ACCESS: join(dir, 'missing.yml') }).catch((e: unknown) => e);
+    const fromEnv: unknown = await loadGatewaySetup(args.slice(0, -2), { GATEWAY_ACCESS: join(dir, 'missing.yml') }).catch((e: unknown) => e);
     expect((fromEnv as { problems: string[] }).problems).toEqual([
       `GATEWAY_ACCESS: ${join(dir, 'missing.yml')}: no such file; write one (see the README, "Access control") or leave --access out`,
     ]);

@@ -1,16 +1,14 @@
 // `serve` with no certificate at its default paths makes one, and real clients trust it through
 // the CA it names; explicitly given paths are never replaced.
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnCli, type CliProcess } from '../helpers/gateway-process.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { writeOciLayout } from '../helpers/oci-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { freePort, requireTool, run } from '../helpers/tools.js';
-
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
 let dir: string;
 let registry: TestRegistry;
@@ -24,13 +22,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function serve(cwd: string, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return { child, output: () => output, exit };
+function serve(cwd: string, args: string[], env: Record<string, string> = {}): CliProcess {
+  return spawnCli(['serve', ...args], { cwd, env, stdin: 'ignore' });
 }
 
 describe('auto-TLS', () => {
@@ -38,10 +31,7 @@ describe('auto-TLS', () => {
     const port = await freePort();
     const gw = serve(dir, ['--listen', `127.0.0.1:${port}`, '--upstream', registry.url, '--public-url', `https://localhost:${port}`]);
     try {
-      while (!gw.output().includes('registry-gateway listening')) {
-        if (gw.child.exitCode !== null) throw new Error(gw.output());
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await listening(gw);
       const log = gw.output();
       expect(log).toContain('certs/ca.crt');
       expect(log).toContain(`/etc/docker/certs.d/localhost:${port}/ca.crt`);
@@ -69,10 +59,7 @@ describe('auto-TLS', () => {
     const before = await readFile(join(dir, 'certs', 'server.crt'), 'utf8');
     const port = await freePort();
     const gw = serve(dir, ['--listen', `127.0.0.1:${port}`, '--upstream', registry.url]);
-    while (!gw.output().includes('registry-gateway listening')) {
-      if (gw.child.exitCode !== null) throw new Error(gw.output());
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await listening(gw);
     gw.child.kill('SIGTERM');
     expect(await gw.exit).toBe(0);
     expect(gw.output()).not.toContain('one was made');
@@ -166,9 +153,6 @@ describe('auto-TLS', () => {
   });
 });
 
-async function listening(gw: ReturnType<typeof serve>): Promise<void> {
-  while (!gw.output().includes('registry-gateway listening')) {
-    if (gw.child.exitCode !== null) throw new Error(gw.output());
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function listening(gw: CliProcess): Promise<void> {
+  return gw.waitForOutput('registry-gateway listening');
 }

@@ -1,7 +1,7 @@
 // Reading part of a blob with Range, and mounting a blob from one repository into another.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
-import { header, publicTarget, pushBlobMonolithic, randomBlob, repoName, sha256 } from './registry-api.js';
+import { header, publicTarget, pushBlobMonolithic, randomBlob, repoName, sha256 } from '../helpers/registry-api.js';
 
 const PUBLIC_URL = 'https://registry.example.test';
 

@@ -13,7 +13,7 @@ import {
   repoName,
   sha256,
   type PushedBlob,
-} from './registry-api.js';
+} from '../helpers/registry-api.js';
 
 const PUBLIC_URL = 'https://registry.example.test';
 

@@ -1,7 +1,7 @@
 // The paginated catalog, followed through its `Link: <...>; rel="next"` headers.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
-import { header, nextLink, pushImage, relativeOrPublicTarget } from './registry-api.js';
+import { header, nextLink, pushImage, relativeOrPublicTarget } from '../helpers/registry-api.js';
 
 const PUBLIC_URL = 'https://registry.example.test';
 

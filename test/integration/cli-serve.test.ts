@@ -1,38 +1,27 @@
 // The built command as users run it: `registry-gateway serve`, its exit codes and signals.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeUpstream } from '../helpers/fake-upstream.js';
-import { basicAuthorization } from '../helpers/gateway.js';
-import { writeHtpasswd } from '../helpers/htpasswd.js';
-import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { basicAuthorization, makeGatewayFiles } from '../helpers/gateway.js';
+import { spawnCli } from '../helpers/gateway-process.js';
+import type { TestPki } from '../helpers/pki.js';
 import { freePort } from '../helpers/tools.js';
-
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
+import { startFakeUpstream } from '../helpers/upstreams.js';
+import { eventually, sleep } from '../helpers/wait.js';
 
 let dir: string;
 let pki: TestPki;
 let htpasswd: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'rgw-cli-'));
-  pki = await makeTestPki(join(dir, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
-  htpasswd = join(dir, 'htpasswd');
-  await writeHtpasswd(htpasswd, [{ user: 'alice', password: 'alice-secret', algorithm: 'bcrypt', cost: 5 }]);
+  ({ dir, pki, htpasswd } = await makeGatewayFiles('rgw-cli-'));
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-function run(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => { stdout: string; stderr: string }; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exit = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  return { child, output: () => ({ stdout, stderr }), exit };
+function run(args: string[], env: Record<string, string> = {}) {
+  const cli = spawnCli(args, { env, stdin: 'ignore' });
+  return { ...cli, output: () => ({ stdout: cli.stdout(), stderr: cli.stderr() }) };
 }
 
 describe('registry-gateway', () => {
@@ -94,10 +83,7 @@ describe('registry-gateway serve', () => {
     const cli = run(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.url, '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey,
       '--htpasswd', htpasswd]);
     try {
-      while (!cli.output().stdout.includes('listening')) {
-        if (cli.child.exitCode !== null) throw new Error(`gateway exited: ${cli.output().stderr}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await cli.waitForOutput('listening');
       const get = (path: string) =>
         new Promise<{ status: number; body: string }>((res, rej) => {
           const req = https.request({ host: '127.0.0.1', port, path, ca: pki.caPem, servername: 'localhost', agent: false,
@@ -110,9 +96,9 @@ describe('registry-gateway serve', () => {
           req.end();
         });
       const inflight = get('/v2/slow');
-      while (upstream.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+      await eventually(() => upstream.requests.length > 0, 30_000, 10);
       cli.child.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       await expect(get('/healthz')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
       expect(await inflight).toEqual({ status: 200, body: '{"slow":"but complete"}' });
       expect(await cli.exit).toBe(0);

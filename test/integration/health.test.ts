@@ -1,7 +1,7 @@
 // Health endpoints answer without credentials; nothing outside the registry API is served.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
-import { eventually } from './registry-api.js';
+import { eventually } from '../helpers/wait.js';
 
 describe('health endpoints and paths outside /v2/', () => {
   let stack: TestStack;

@@ -1,19 +1,13 @@
 // `registry-gateway healthcheck`, what a container's HEALTHCHECK runs.
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { spawnCli } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/tools.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
-
-function healthcheck(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [BIN, 'healthcheck', ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => done({ code, stderr }));
-  });
+async function healthcheck(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stderr: string }> {
+  const cli = spawnCli(['healthcheck', ...args], { env });
+  const code = await cli.exit;
+  return { code, stderr: cli.stderr() };
 }
 
 let stack: TestStack;

@@ -2,11 +2,11 @@
 // (EBUSY), so the command must rewrite it in place. Reproduced with a private mount namespace.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GATEWAY_BIN as BIN } from '../helpers/gateway-process.js';
 import { requireTool, run } from '../helpers/tools.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'rgw-bind-'));

@@ -11,7 +11,8 @@ import { htpasswd, type HtpasswdIo } from '../../src/cli/htpasswd.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { startRegistry } from '../helpers/registry.js';
 import { requireTool, run, runOk } from '../helpers/tools.js';
-import { fixturePath } from '../unit/auth/fixtures.js';
+import { eventually } from '../helpers/wait.js';
+import { fixturePath } from '../helpers/htpasswd-fixtures.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -390,10 +391,8 @@ describe('the password prompt on a real terminal', () => {
     for (const [i, [prompt, typed]] of steps.entries()) {
       // Type only once the prompt shows: the terminal is in raw mode (no echo) from then on.
       const shown = steps.slice(0, i + 1).filter(([p]) => p === prompt).length;
-      const deadline = Date.now() + 10_000;
-      while (transcript.split(prompt).length - 1 < shown) {
-        if (Date.now() > deadline) throw new Error(`no prompt ${JSON.stringify(prompt)}; transcript:\n${transcript}`);
-        await new Promise((r) => setTimeout(r, 20));
+      if (!(await eventually(() => transcript.split(prompt).length - 1 >= shown, 10_000, 20))) {
+        throw new Error(`no prompt ${JSON.stringify(prompt)}; transcript:\n${transcript}`);
       }
       child.stdin.write(typed);
     }

@@ -3,6 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { runOk, requireTool } from '../helpers/tools.js';
+import { eventually, eventuallyValue, sleep } from '../helpers/wait.js';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -13,12 +14,9 @@ afterAll(() => stack.stop());
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 async function statusWithin(ms: number, authorization: string, want: number): Promise<number> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const { status } = await stack.request('/v2/', { auth: false, headers: { authorization } });
-    if (status === want || Date.now() > deadline) return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  let status = 0;
+  await eventually(async () => (status = (await stack.request('/v2/', { auth: false, headers: { authorization } })).status) === want, ms, 100);
+  return status;
 }
 
 describe('htpasswd changes while the gateway runs', () => {
@@ -38,10 +36,10 @@ describe('htpasswd changes while the gateway runs', () => {
     const htpasswd = requireTool('htpasswd');
     for (let i = 0; i < 5; i++) {
       await runOk(htpasswd, ['-b', '-B', '-C', '4', stack.htpasswdFile, `temp${i}`, 'pw']);
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       await runOk(htpasswd, ['-D', stack.htpasswdFile, `temp${i}`]);
     }
-    await new Promise((r) => setTimeout(r, 1200));
+    await sleep(1200);
     stop = true;
     await load;
     expect(statuses.length).toBeGreaterThan(10);
@@ -60,12 +58,12 @@ describe('htpasswd changes while the gateway runs', () => {
     const before = await readFile(stack.htpasswdFile, 'utf8');
     stack.clearLogs();
     await writeFile(stack.htpasswdFile, '');
-    await new Promise((r) => setTimeout(r, 2_500)); // past the next poll
+    await sleep(2_500); // past the next poll
     expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
     expect(stack.logLines().some((l) => l.msg === 'htpasswd file is empty: keeping the previous users unless it stays empty for 5 s')).toBe(true);
     await writeFile(stack.htpasswdFile, before);
     // Written again in time: the users never went away.
-    await new Promise((r) => setTimeout(r, 5_000));
+    await sleep(5_000);
     expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
     expect(stack.logLines().some((l) => String(l.msg).includes('no user can log in'))).toBe(false);
   });
@@ -91,11 +89,8 @@ describe('htpasswd changes while the gateway runs', () => {
   it('keeps the last good users when the file breaks, and logs the line at fault', async () => {
     const before = await readFile(stack.htpasswdFile, 'utf8');
     await writeFile(stack.htpasswdFile, `${before}mallory:$6$rounds=5000$salt$hash\n`);
-    let logged: Record<string, unknown> | undefined;
-    for (let i = 0; i < 30 && !logged; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      logged = stack.logLines().find((l) => l.msg === 'htpasswd file not reloaded: keeping the previous users');
-    }
+    await sleep(100);
+    const logged = await eventuallyValue(() => stack.logLines().find((l) => l.msg === 'htpasswd file not reloaded: keeping the previous users'), 2_900, 100);
     expect(JSON.stringify(logged?.problems)).toMatch(/:\d+: user \\"mallory\\"/);
     expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
   });

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestResponse, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
-import { eventually, header, randomBlob, sha256, withQuery } from './registry-api.js';
+import { header, randomBlob, sha256, withQuery } from '../helpers/registry-api.js';
+import { eventually } from '../helpers/wait.js';
 
 const CAROL: HtpasswdUser = { user: 'carol', password: 'my Authorization is: carol-pw-7781', algorithm: 'apr1' };
 const DAVE: HtpasswdUser = { user: 'dave', password: 'dave-sha-pw-5521', algorithm: 'sha' };

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { gzipLayer, makeTar, sha256 } from '../helpers/oci-layout.js';
 import { openTlsConnection, requestHead, type ConnectionResponse } from '../helpers/tls-connection.js';
-import { eventually, pushBlobMonolithic, repoName } from './registry-api.js';
+import { pushBlobMonolithic, repoName } from '../helpers/registry-api.js';
+import { eventually } from '../helpers/wait.js';
 
 const DOCKER_V2 = 'application/vnd.docker.distribution.manifest.v2+json';
 const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';

@@ -2,21 +2,21 @@
 // reach the copies in all of them, or a pull served by another process would get the old image;
 // and it must have reached them before the pusher hears the push succeeded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCliGateway, type CliGateway, type CliResponse } from '../helpers/cli-gateway.js';
+import { startGatewayProcess, type GatewayProcess, type ProcessResponse } from '../helpers/gateway-process.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { openTlsConnection, requestHead, type TlsConnection } from '../helpers/tls-connection.js';
-import { makeImage, MEDIA_TYPES, pushBlobMonolithic, pushImage, sha256 } from './registry-api.js';
+import { eventuallyValue, sleep } from '../helpers/wait.js';
+import { makeImage, MEDIA_TYPES, pushBlobMonolithic, pushImage, sha256 } from '../helpers/registry-api.js';
 
 let stack: TestStack; // its registry, PKI and htpasswd; the gateway under test is the CLI's
-let gateway: CliGateway;
+let gateway: GatewayProcess;
 beforeAll(async () => {
   stack = await startTestStack();
   // A TTL far longer than the test: only the change going round the processes can refresh them.
-  gateway = await spawnCliGateway(
+  gateway = await startGatewayProcess(
     ['--upstream', stack.registry.url, '--tls-cert', stack.pki.serverCert, '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile,
       '--workers', '2', '--log-level', 'info', '--manifest-cache-ttl', '600'],
-    stack.pki.caPem,
-    2,
+    { ca: stack.pki.caPem, metrics: true, processes: 2 },
   );
 });
 afterAll(async () => {
@@ -36,7 +36,7 @@ function lines(): Line[] {
   return linesOf(gateway);
 }
 
-function linesOf(gw: CliGateway): Line[] {
+function linesOf(gw: GatewayProcess): Line[] {
   return gw
     .output()
     .split('\n')
@@ -45,12 +45,12 @@ function linesOf(gw: CliGateway): Line[] {
 }
 
 /** GETs over new connections until both processes have answered one (or 60 tries); the answers. */
-async function getFromBothProcesses(path: string, since: number, cached: boolean): Promise<CliResponse[]> {
-  const answers: CliResponse[] = [];
+async function getFromBothProcesses(path: string, since: number, cached: boolean): Promise<ProcessResponse[]> {
+  const answers: ProcessResponse[] = [];
   const served = () => new Set(lines().slice(since).filter((l) => l.msg === 'request' && l.method === 'GET' && l.path === path && (!cached || l.cache === 'hit')).map((l) => l.pid));
   for (let i = 0; i < 60 && served().size < 2; i++) {
     answers.push(await gateway.request(path, { authorization: stack.authorization(), headers: { accept: MEDIA_TYPES.manifest } }));
-    await new Promise((r) => setTimeout(r, 20)); // the access line follows the response
+    await sleep(20); // the access line follows the response
   }
   expect(served().size, 'both processes answered').toBe(2);
   return answers;
@@ -88,7 +88,7 @@ interface Served {
 let probes = 0;
 
 /** Kept-alive connections to `gw`, `perProcess` served by each of its `processes` (a connection stays with the process that accepted it). */
-async function connectionsByProcess(gw: CliGateway, processes: number, perProcess: number): Promise<Served[]> {
+async function connectionsByProcess(gw: GatewayProcess, processes: number, perProcess: number): Promise<Served[]> {
   const byPid = new Map<number, TlsConnection[]>();
   const spare: TlsConnection[] = [];
   const complete = () => byPid.size === processes && [...byPid.values()].every((c) => c.length === perProcess);
@@ -96,11 +96,7 @@ async function connectionsByProcess(gw: CliGateway, processes: number, perProces
     const connection = await openTlsConnection(gw.port, stack.pki.caPem);
     const path = `/v2/probe/c${++probes}/tags/list`; // a path no access line has named yet
     await connection.send(requestHead('GET', path, [['Host', `127.0.0.1:${gw.port}`], ['Authorization', stack.authorization()]]));
-    let pid: number | undefined;
-    for (let wait = 0; wait < 100 && pid === undefined; wait++) {
-      pid = linesOf(gw).find((l) => l.msg === 'request' && l.path === path)?.pid;
-      if (pid === undefined) await new Promise((r) => setTimeout(r, 10));
-    }
+    const pid = await eventuallyValue(() => linesOf(gw).find((l) => l.msg === 'request' && l.path === path)?.pid, 1_000, 10);
     const held = pid === undefined ? undefined : byPid.get(pid) ?? [];
     if (pid === undefined || held === undefined || held.length === perProcess) spare.push(connection);
     else byPid.set(pid, [...held, connection]);
@@ -115,7 +111,7 @@ async function connectionsByProcess(gw: CliGateway, processes: number, perProces
  * `reader`, which is pulling the same tag all along (so it keeps filling its copy while the
  * registry stores the push); returns the rounds whose pull got the old manifest.
  */
-async function pushThenPull(gw: CliGateway, repo: string, rounds: number, pick: (round: number) => { pusher: TlsConnection; reader: TlsConnection; puller: TlsConnection }): Promise<string[]> {
+async function pushThenPull(gw: GatewayProcess, repo: string, rounds: number, pick: (round: number) => { pusher: TlsConnection; reader: TlsConnection; puller: TlsConnection }): Promise<string[]> {
   const path = `/v2/${repo}/manifests/latest`;
   const host: readonly [string, string] = ['Host', `127.0.0.1:${gw.port}`];
   const auth: readonly [string, string] = ['Authorization', stack.authorization()];
@@ -194,11 +190,10 @@ describe('manifest cache with --workers: a push is answered only once every proc
   }, 30_000);
 
   it('--workers 3: a push through one worker and a pull through another, the change going round by the primary', async () => {
-    const three = await spawnCliGateway(
+    const three = await startGatewayProcess(
       ['--upstream', stack.registry.url, '--tls-cert', stack.pki.serverCert, '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile,
         '--workers', '3', '--log-level', 'info', '--manifest-cache-ttl', '600'],
-      stack.pki.caPem,
-      3,
+      { ca: stack.pki.caPem, metrics: true, processes: 3 },
     );
     try {
       const served = await connectionsByProcess(three, 3, 3);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
-import { eventually, header, makeImage, MEDIA_TYPES, pushBlobMonolithic, pushImage, repoName, sha256, type PushedImage } from './registry-api.js';
+import { header, makeImage, MEDIA_TYPES, pushBlobMonolithic, pushImage, repoName, sha256, type PushedImage } from '../helpers/registry-api.js';
+import { eventually, sleep } from '../helpers/wait.js';
 
 const accept = { accept: MEDIA_TYPES.manifest };
 
@@ -111,7 +112,7 @@ describe('manifest cache (--manifest-cache-ttl 1)', () => {
     const fresh = await stack.request(path, { headers: { ...accept, 'cache-control': 'no-cache' } });
     expect(header(fresh, 'docker-content-digest')).toBe(changed);
     // and once the TTL has passed, to everyone.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await sleep(1_100);
     expect(header(await stack.request(path, { headers: accept }), 'docker-content-digest')).toBe(changed);
   });
 

@@ -11,7 +11,7 @@ import {
   repoName,
   sha256,
   type PushedImage,
-} from './registry-api.js';
+} from '../helpers/registry-api.js';
 
 describe('manifests through the gateway', () => {
   let stack: TestStack;

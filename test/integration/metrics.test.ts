@@ -4,16 +4,17 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCliGateway, type CliGateway } from '../helpers/cli-gateway.js';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/upstreams.js';
+import { eventually } from '../helpers/wait.js';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
 import { freePort } from '../helpers/tools.js';
 
 let stack: TestStack; // its registry, PKI and htpasswd; the gateway under test is the CLI's
-let gateway: CliGateway;
+let gateway: GatewayProcess;
 beforeAll(async () => {
   stack = await startTestStack();
-  gateway = await spawnCliGateway(cliArgs(stack.registry.url), stack.pki.caPem);
+  gateway = await startGatewayProcess(cliArgs(stack.registry.url), { ca: stack.pki.caPem, metrics: true });
 });
 afterAll(async () => {
   await gateway?.stop();
@@ -76,22 +77,22 @@ describe('metrics', () => {
   });
 
   it('name no user, path or repository in any series', async () => {
-    const text = await (await fetchMetrics(gateway.metricsUrl)).text();
+    const text = await (await fetchMetrics(gateway.metricsUrl!)).text();
     expect(text).not.toMatch(/alice|metrics-test|\/v2\//);
     expect(text).toContain('# TYPE registry_gateway_requests_total counter');
     expect(text).toContain('# TYPE registry_gateway_request_duration_seconds histogram');
   });
 
   it('answer only GET /metrics on their own port', async () => {
-    expect((await fetchMetrics(gateway.metricsUrl.replace('/metrics', '/'))).status).toBe(404);
-    expect((await fetchMetrics(gateway.metricsUrl, 'POST')).status).toBe(405);
+    expect((await fetchMetrics(gateway.metricsUrl!.replace('/metrics', '/'))).status).toBe(404);
+    expect((await fetchMetrics(gateway.metricsUrl!, 'POST')).status).toBe(405);
   });
 
   it('count the upstream refusing connections and staying silent, by kind', async () => {
     const refusedPort = await freePort();
     const silent: FakeUpstream = await startFakeUpstream(() => undefined);
-    const down = await spawnCliGateway(cliArgs(`http://127.0.0.1:${refusedPort}`), stack.pki.caPem);
-    const slow = await spawnCliGateway(cliArgs(silent.url, ['--upstream-timeout', '0.5']), stack.pki.caPem);
+    const down = await startGatewayProcess(cliArgs(`http://127.0.0.1:${refusedPort}`), { ca: stack.pki.caPem, metrics: true });
+    const slow = await startGatewayProcess(cliArgs(silent.url, ['--upstream-timeout', '0.5']), { ca: stack.pki.caPem, metrics: true });
     try {
       for (let i = 0; i < 2; i++) expect((await down.request('/v2/', { authorization: stack.authorization() })).status).toBe(502);
       expect((await slow.request('/v2/', { authorization: stack.authorization() })).status).toBe(504);
@@ -106,7 +107,7 @@ describe('metrics', () => {
   });
 
   it('add up every process of a --workers 2 gateway in one scrape', async () => {
-    const pair = await spawnCliGateway(cliArgs(stack.registry.url, ['--workers', '2', '--log-level', 'info']), stack.pki.caPem, 2);
+    const pair = await startGatewayProcess(cliArgs(stack.registry.url, ['--workers', '2', '--log-level', 'info']), { ca: stack.pki.caPem, metrics: true, processes: 2 });
     try {
       const before = await pair.scrape();
       for (let i = 0; i < 40; i++) expect((await pair.request('/v2/', { authorization: stack.authorization() })).status).toBe(200);
@@ -127,13 +128,11 @@ describe('metrics', () => {
  * A request is counted when the gateway's side of it closes, which can be just after the client
  * has read the whole response: scrape until all `requests` made since `before` are in.
  */
-async function scrapeOnceCounted(gw: CliGateway, before: Map<string, number>, requests: number): Promise<Map<string, number>> {
+async function scrapeOnceCounted(gw: GatewayProcess, before: Map<string, number>, requests: number): Promise<Map<string, number>> {
   const total = (m: Map<string, number>) => [...m].filter(([k]) => k.startsWith('registry_gateway_requests_total{')).reduce((a, [, v]) => a + v, 0);
-  for (let i = 0; ; i++) {
-    const after = await gw.scrape();
-    if (total(after) - total(before) >= requests || i === 50) return after;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  let after = await gw.scrape();
+  await eventually(async () => total((after = await gw.scrape())) - total(before) >= requests, 1_500, 20);
+  return after;
 }
 
 function fetchMetrics(url: string, method = 'GET'): Promise<{ status: number; text(): Promise<string> }> {

@@ -3,8 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
-import { API_VERSION, eventually, header } from './registry-api.js';
-import { headerNames, startRecordingUpstream, startStackInFrontOf, type RecordingUpstream } from './recording-upstream.js';
+import { API_VERSION, header } from '../helpers/registry-api.js';
+import { eventually } from '../helpers/wait.js';
+import { headerNames, startRecordingUpstream, type RecordingUpstream } from '../helpers/upstreams.js';
 
 const UNAUTHORIZED_BODY = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}';
 
@@ -98,11 +99,11 @@ describe('credentials and challenges between the gateway and its upstream', () =
 
   beforeAll(async () => {
     upstream = await startRecordingUpstream();
-    stack = await startStackInFrontOf(upstream, { realm: 'Gateway Realm' });
+    stack = await startTestStack({ realm: 'Gateway Realm', upstream: upstream.url });
   });
   afterAll(async () => {
     await stack?.stop();
-    await upstream?.close();
+    await upstream?.stop();
   });
 
   it('forwards an accepted request without its Authorization header', async () => {

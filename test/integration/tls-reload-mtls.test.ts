@@ -9,6 +9,7 @@ import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { writeOciLayout } from '../helpers/oci-layout.js';
 import { issueCert, makeMismatchedPair, makeTestPki, type TestPki } from '../helpers/pki.js';
 import { requireTool, run } from '../helpers/tools.js';
+import { eventually } from '../helpers/wait.js';
 
 const names = { hosts: ['localhost'], ips: ['127.0.0.1'] };
 
@@ -28,14 +29,6 @@ async function replaceFile(file: string, content: string): Promise<void> {
   await rename(`${file}.new`, file);
 }
 
-async function eventually(check: () => Promise<boolean>, ms = 3000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return check();
-}
 
 describe('certificate renewal while serving', () => {
   let stack: TestStack;
@@ -56,7 +49,7 @@ describe('certificate renewal while serving', () => {
     const renewed = await issueCert(stack.pki, 'renewed', names);
     await replaceFile(stack.pki.serverCert, await readFile(renewed.cert, 'utf8'));
     await replaceFile(stack.pki.serverKey, await readFile(renewed.key, 'utf8'));
-    expect(await eventually(async () => (await servedSerial(stack)) !== before)).toBe(true);
+    expect(await eventually(async () => (await servedSerial(stack)) !== before, 3_000, 100)).toBe(true);
     const after = await servedSerial(stack);
     expect(after).not.toBe(before);
     stop = true;
@@ -67,7 +60,7 @@ describe('certificate renewal while serving', () => {
 
     const broken = await makeMismatchedPair(stack.pki, names);
     await replaceFile(stack.pki.serverKey, await readFile(broken.key, 'utf8'));
-    expect(await eventually(async () => stack.logLines().some((l) => l.msg === 'certificate not reloaded: keeping the previous one'))).toBe(true);
+    expect(await eventually(async () => stack.logLines().some((l) => l.msg === 'certificate not reloaded: keeping the previous one'), 3_000, 100)).toBe(true);
     expect(await servedSerial(stack)).toBe(after);
     expect((await stack.request('/v2/')).status).toBe(200);
   });

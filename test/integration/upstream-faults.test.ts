@@ -3,7 +3,9 @@
 // silent: test/reliability/upstream-down.test.ts.)
 import https from 'node:https';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakeUpstream, startGatewayBefore, type FakeUpstream, type GatewayBeforeUpstream } from '../helpers/fake-upstream.js';
+import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/upstreams.js';
+import { eventually, eventuallyValue } from '../helpers/wait.js';
 
 interface Outcome {
   status: number;
@@ -16,7 +18,7 @@ interface Outcome {
 }
 
 function requestThrough(
-  gw: GatewayBeforeUpstream,
+  gw: TestStack,
   path: string,
   options: { method?: string; body?: (req: import('node:http').ClientRequest) => void; auth?: boolean } = {},
 ): Promise<Outcome> {
@@ -26,7 +28,7 @@ function requestThrough(
       method: options.method ?? 'GET',
       ca: gw.pki.caPem,
       agent: false,
-      headers: options.auth === false ? {} : { authorization: gw.authorization },
+      headers: options.auth === false ? {} : { authorization: gw.authorization() },
     });
     req.on('response', (res) => {
       let received = 0;
@@ -48,7 +50,7 @@ function requestThrough(
 }
 
 let upstream: FakeUpstream | null = null;
-let gw: GatewayBeforeUpstream | null = null;
+let gw: TestStack | null = null;
 afterEach(async () => {
   await gw?.stop();
   await upstream?.stop();
@@ -57,13 +59,8 @@ afterEach(async () => {
 });
 
 /** The access-log line of the one request made, once the gateway has written it. */
-async function accessLine(gateway: GatewayBeforeUpstream): Promise<Record<string, unknown> | undefined> {
-  for (let i = 0; i < 100; i++) {
-    const access = gateway.logLines().find((l) => l.msg === 'request');
-    if (access) return access;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return undefined;
+function accessLine(gateway: TestStack): Promise<Record<string, unknown> | undefined> {
+  return eventuallyValue(() => gateway.logLines().find((l) => l.msg === 'request'), 1_000, 10);
 }
 
 // What the client sees of each kind of break is in test/reliability/truncation.test.ts; here, the log.
@@ -73,7 +70,7 @@ describe('an upstream that breaks mid-body', () => {
       res.writeHead(200, { 'content-length': '1000000', 'content-type': 'application/octet-stream' });
       res.write(Buffer.alloc(64 * 1024, 1), () => setTimeout(() => res.socket?.destroy(), 50));
     });
-    gw = await startGatewayBefore(upstream.url);
+    gw = await startTestStack({ upstream: upstream.url });
     const outcome = await requestThrough(gw, '/v2/a/blobs/sha256:00');
     expect(outcome.status).toBe(200);
     expect(outcome.ending).toBe('error');
@@ -95,12 +92,12 @@ describe('a client that goes away', () => {
       res.on('error', () => undefined);
       pump();
     });
-    gw = await startGatewayBefore(upstream.url);
+    gw = await startTestStack({ upstream: upstream.url });
     const closed = new Promise<number>((resolve, reject) => {
       const req = https.request(new URL('/v2/a/blobs/sha256:big', gw!.gateway.url), {
         ca: gw!.pki.caPem,
         agent: false,
-        headers: { authorization: gw!.authorization },
+        headers: { authorization: gw!.authorization() },
       });
       req.on('response', (res) => {
         res.once('data', () => {
@@ -119,15 +116,15 @@ describe('a client that goes away', () => {
 
   it('closes the upstream request when the client leaves while the upstream is still thinking', async () => {
     upstream = await startFakeUpstream(() => undefined);
-    gw = await startGatewayBefore(upstream.url);
+    gw = await startTestStack({ upstream: upstream.url });
     const req = https.request(new URL('/v2/a/manifests/latest', gw.gateway.url), {
       ca: gw.pki.caPem,
       agent: false,
-      headers: { authorization: gw.authorization },
+      headers: { authorization: gw.authorization() },
     });
     req.on('error', () => undefined);
     req.end();
-    while (upstream.requests.length === 0) await new Promise((r) => setTimeout(r, 10));
+    await eventually(() => upstream!.requests.length > 0, 30_000, 10);
     const abortedAt = Date.now();
     req.destroy();
     await upstream.socketClosed(0);

@@ -15,8 +15,8 @@ import {
   repoName,
   sha256,
   type Seen,
-} from './registry-api.js';
-import { startRecordingUpstream, startStackInFrontOf, type RecordingUpstream } from './recording-upstream.js';
+} from '../helpers/registry-api.js';
+import { startRecordingUpstream, type RecordingUpstream } from '../helpers/upstreams.js';
 
 const INTERNAL = 'http://registry.internal:5000';
 const PUBLIC_URL = 'https://registry.example.test';
@@ -123,13 +123,13 @@ describe('absolute Link headers from the upstream', () => {
       });
       res.end('{"repositories":["a","b"]}');
     });
-    relative = await startStackInFrontOf(upstream);
-    withPublic = await startStackInFrontOf(upstream, { publicUrl: PUBLIC_URL });
+    relative = await startTestStack({ upstream: upstream.url });
+    withPublic = await startTestStack({ publicUrl: PUBLIC_URL, upstream: upstream.url });
   });
   afterAll(async () => {
     await relative?.stop();
     await withPublic?.stop();
-    await upstream?.close();
+    await upstream?.stop();
   });
 
   it('are made relative without --public-url', async () => {

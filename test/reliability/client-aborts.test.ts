@@ -1,21 +1,16 @@
 // 1,000 clients that give up half-way (during a download, an upload, or while the upstream has
 // not answered yet): every upstream request they started is torn down within a second, and the
 // gateway's sockets and file descriptors come back to where they were.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import type http from 'node:http';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
-import { basicAuthorization } from '../helpers/gateway.js';
-import { writeHtpasswd } from '../helpers/htpasswd.js';
-import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { freePort } from '../helpers/tools.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/upstreams.js';
+import { basicAuthorization, makeGatewayFiles } from '../helpers/gateway.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import type { TestPki } from '../helpers/pki.js';
+import { eventually } from '../helpers/wait.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 const ABORTS = 1_000;
 const PARALLEL = 50;
 const auth = basicAuthorization('alice', 'alice-secret');
@@ -23,7 +18,7 @@ const auth = basicAuthorization('alice', 'alice-secret');
 let dir: string;
 let pki: TestPki;
 let upstream: FakeUpstream;
-let gateway: ChildProcess;
+let gateway: GatewayProcess;
 let port: number;
 // Upstream requests still open (their socket not closed), and when each closed.
 const open = new Set<http.IncomingMessage>();
@@ -47,31 +42,18 @@ function upstreamHandler(req: http.IncomingMessage, res: http.ServerResponse): v
   }
 }
 
-function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
-
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'rgw-aborts-'));
-  pki = await makeTestPki(join(dir, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
-  const htpasswd = join(dir, 'htpasswd');
-  await writeHtpasswd(htpasswd, [{ user: 'alice', password: 'alice-secret', algorithm: 'bcrypt', cost: 5 }]);
+  const files = await makeGatewayFiles('rgw-aborts-');
+  ({ dir, pki } = files);
+  const htpasswd = files.htpasswd;
   upstream = await startFakeUpstream(upstreamHandler);
-  port = await freePort();
-  gateway = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', upstream.url, '--tls-cert', pki.serverCert,
-    '--tls-key', pki.serverKey, '--htpasswd', htpasswd, '--workers', '1', '--log-level', 'warn'], { stdio: 'ignore', env: { PATH: process.env.PATH ?? '' } });
-  for (let i = 0; ; i++) {
-    try {
-      await exchange('GET /v2/ HTTP/1.1', 0, 'response');
-      break;
-    } catch (err) {
-      if (i > 200) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  gateway = await startGatewayProcess(['--upstream', upstream.url, '--tls-cert', pki.serverCert,
+    '--tls-key', pki.serverKey, '--htpasswd', htpasswd, '--workers', '1', '--log-level', 'warn'], { ca: pki.caPem, stdin: 'ignore' });
+  port = gateway.port;
+  await exchange('GET /v2/ HTTP/1.1', 0, 'response');
 });
 afterAll(async () => {
-  gateway?.kill('SIGKILL');
+  await gateway?.kill();
   await upstream?.stop();
   await rm(dir, { recursive: true, force: true });
 });
@@ -104,8 +86,7 @@ function exchange(requestLine: string, bodyBytes: number, until: 'response' | 'h
 
 describe('client aborts', () => {
   it(`tears down the upstream side of ${ABORTS} abandoned downloads, uploads and waits, and leaks no socket or descriptor`, async () => {
-    const pid = gateway.pid!;
-    const baseline = fdCount(pid);
+    const baseline = gateway.fdCount();
     const kinds = [
       () => exchange(`GET /v2/down/${Math.random()} HTTP/1.1`, 0, 'headers'),
       () => exchange(`PUT /v2/up/${Math.random()} HTTP/1.1`, 256 * 1024, 'moment'),
@@ -122,16 +103,13 @@ describe('client aborts', () => {
     const lastAbort = Date.now();
 
     // Every upstream request those clients started is closed within a second of the last abort.
-    while (open.size > 0 && Date.now() - lastAbort < 1_000) await new Promise((r) => setTimeout(r, 20));
+    await eventually(() => open.size === 0, lastAbort + 1_000 - Date.now(), 20);
     expect(open.size).toBe(0);
     expect(upstream.requests.length).toBeGreaterThan(ABORTS / 2);
 
     // And the gateway holds no more descriptors than before (closed connections free theirs).
-    let fds = fdCount(pid);
-    while (fds > baseline && Date.now() - lastAbort < 3_000) {
-      await new Promise((r) => setTimeout(r, 50));
-      fds = fdCount(pid);
-    }
+    let fds = gateway.fdCount();
+    await eventually(() => (fds = gateway.fdCount()) <= baseline, lastAbort + 3_000 - Date.now(), 50);
     expect(fds).toBeLessThanOrEqual(baseline);
     // Still serving.
     await exchange('GET /v2/ HTTP/1.1', 0, 'response');

@@ -1,19 +1,15 @@
 // SIGTERM in the middle of a 200 MB upload: the upload still completes (201, stored whole), new
 // connections are refused at once, and the process exits 0.
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basicAuthorization } from '../helpers/gateway.js';
-import { writeHtpasswd } from '../helpers/htpasswd.js';
-import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { basicAuthorization, makeGatewayFiles } from '../helpers/gateway.js';
+import { startGatewayProcess } from '../helpers/gateway-process.js';
+import type { TestPki } from '../helpers/pki.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { freePort } from '../helpers/tools.js';
+import { sleep } from '../helpers/wait.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 const MIB = 1024 * 1024;
 const CHUNKS = 200;
 
@@ -22,10 +18,7 @@ let pki: TestPki;
 let htpasswd: string;
 let registry: TestRegistry;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'rgw-shutdown-'));
-  pki = await makeTestPki(join(dir, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
-  htpasswd = join(dir, 'htpasswd');
-  await writeHtpasswd(htpasswd, [{ user: 'alice', password: 'alice-secret', algorithm: 'bcrypt', cost: 5 }]);
+  ({ dir, pki, htpasswd } = await makeGatewayFiles('rgw-shutdown-'));
   registry = await startRegistry();
 });
 afterAll(async () => {
@@ -61,25 +54,11 @@ describe('graceful shutdown', () => {
     for (let i = 0; i < CHUNKS; i++) hash.update(block);
     const digest = `sha256:${hash.digest('hex')}`;
 
-    const port = await freePort();
-    const child = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', registry.url,
-      '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd, '--workers', '1', '--log-level', 'warn'],
-    { env: { PATH: process.env.PATH ?? '' } });
-    let log = '';
-    child.stdout.on('data', (c: Buffer) => (log += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (log += c.toString()));
-    const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // Ready when it answers.
+    const gateway = await startGatewayProcess(['--upstream', registry.url,
+      '--tls-cert', pki.serverCert, '--tls-key', pki.serverKey, '--htpasswd', htpasswd, '--workers', '1', '--log-level', 'warn'], { ca: pki.caPem });
+    const { child, exit, port } = gateway;
     try {
-      // Ready when it answers.
-      for (let i = 0; ; i++) {
-        try {
-          await send(port, 'GET', '/healthz');
-          break;
-        } catch (err) {
-          if (i > 200 || child.exitCode !== null) throw new Error(`gateway did not start: ${String(err)}\n${log}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
       const started = await send(port, 'POST', '/v2/shutdown/test/blobs/uploads/');
       expect(started.status).toBe(202);
       const location = String(started.headers.location);
@@ -95,9 +74,9 @@ describe('graceful shutdown', () => {
         };
         next();
       });
-      while (sent < CHUNKS / 4) await new Promise((r) => setTimeout(r, 20));
+      while (sent < CHUNKS / 4) await sleep(20);
       child.kill('SIGTERM');
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       expect(sent).toBeLessThan(CHUNKS);
       await expect(send(port, 'GET', '/healthz')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
 

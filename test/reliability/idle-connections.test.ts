@@ -3,15 +3,13 @@
 // makes way for each new one. Only connections busy with a request are safe from that; when all
 // are busy, a few more get in for /healthz and /readyz alone, and beyond those a new connection is
 // refused before its handshake.
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
+import { spawnCli } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/tools.js';
+import { eventually, sleep } from '../helpers/wait.js';
 import { HEALTH_RESERVE } from '../../src/server/connection-limit.js';
-
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
 const MAX = 4;
 
@@ -42,14 +40,6 @@ function openClient(port = stack.gateway.port): Promise<Client> {
   });
 }
 
-async function waitFor(check: () => boolean, ms = 5_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return true;
-}
 
 /**
  * An upload whose body is half sent: a connection busy with a request until the rest comes. Started
@@ -59,13 +49,13 @@ async function busyUpload(): Promise<{ client: Client; finish(): Promise<string>
   const client = await openClient();
   const auth = `Host: localhost\r\nAuthorization: ${stack.authorization()}\r\n`;
   client.socket.write(`POST /v2/idle/busy/blobs/uploads/ HTTP/1.1\r\n${auth}Content-Length: 0\r\n\r\n`);
-  expect(await waitFor(() => client.received.includes('\r\n\r\n'))).toBe(true);
+  expect(await eventually(() => client.received.includes('\r\n\r\n'), 5_000, 20)).toBe(true);
   expect(client.received).toMatch(/^HTTP\/1\.1 202 /);
   const location = /\r\nlocation: ([^\r]+)/i.exec(client.received)![1]!;
   client.received = '';
   // 100 Continue comes once the gateway has taken the request on: from then on the connection is busy.
   client.socket.write(`PATCH ${location} HTTP/1.1\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: 8\r\nExpect: 100-continue\r\n\r\n`);
-  expect(await waitFor(() => client.received.includes('\r\n\r\n'))).toBe(true);
+  expect(await eventually(() => client.received.includes('\r\n\r\n'), 5_000, 20)).toBe(true);
   expect(client.received).toMatch(/^HTTP\/1\.1 100 /);
   client.received = '';
   client.socket.write('abcd');
@@ -73,7 +63,7 @@ async function busyUpload(): Promise<{ client: Client; finish(): Promise<string>
     client,
     async finish() {
       client.socket.write('efgh');
-      await waitFor(() => client.received.includes('\r\n\r\n'));
+      await eventually(() => client.received.includes('\r\n\r\n'), 5_000, 20);
       return client.received;
     },
   };
@@ -90,7 +80,7 @@ async function busyUploads(count: number): Promise<Array<Awaited<ReturnType<type
 async function ask(path: string, port = stack.gateway.port): Promise<Client> {
   const client = await openClient(port);
   client.socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
-  expect(await waitFor(() => /\r\n\r\n\{.*\}/s.test(client.received))).toBe(true);
+  expect(await eventually(() => /\r\n\r\n\{.*\}/s.test(client.received), 5_000, 20)).toBe(true);
   return client;
 }
 
@@ -102,8 +92,8 @@ describe('idle connections beyond --max-connections', () => {
     try {
       for (let i = 0; i < MAX * 4; i++) clients.push(await openClient());
       // Each of the last MAX took the place of one opened before it.
-      expect(await waitFor(() => clients.filter((c) => c.closed).length >= MAX * 3)).toBe(true);
-      await new Promise((r) => setTimeout(r, 200));
+      expect(await eventually(() => clients.filter((c) => c.closed).length >= MAX * 3, 5_000, 20)).toBe(true);
+      await sleep(200);
       expect(clients.map((c) => c.closed)).toEqual([...Array<boolean>(MAX * 3).fill(true), ...Array<boolean>(MAX).fill(false)]);
       // Closed without a word: an idle connection has no request to answer.
       expect(clients.every((c) => c.received === '')).toBe(true);
@@ -133,7 +123,7 @@ describe('idle connections beyond --max-connections', () => {
     const idle: Client[] = [];
     try {
       for (let i = 0; i < MAX * 3; i++) idle.push(await openClient());
-      expect(await waitFor(() => idle.filter((c) => c.closed).length >= MAX * 3 - (MAX - 1))).toBe(true);
+      expect(await eventually(() => idle.filter((c) => c.closed).length >= MAX * 3 - (MAX - 1), 5_000, 20)).toBe(true);
       expect(upload.client.closed).toBe(false);
       expect(await upload.finish()).toMatch(/^HTTP\/1\.1 202 /);
     } finally {
@@ -150,7 +140,7 @@ describe('when every connection is busy', () => {
       expect(health.received).toMatch(/^HTTP\/1\.1 200 /);
       // From the reserve: one answer, then the connection is closed.
       expect(health.received).toMatch(/\r\nconnection: close\r\n/i);
-      expect(await waitFor(() => health.closed)).toBe(true);
+      expect(await eventually(() => health.closed, 5_000, 20)).toBe(true);
       expect((await stack.request('/readyz', { auth: false })).status).toBe(200);
       const refused = await stack.request('/v2/');
       expect(refused.status).toBe(503);
@@ -180,9 +170,9 @@ describe('when every connection is busy', () => {
         const client = await openClient();
         client.socket.write('GET /readyz HTTP/1.1\r\nHost: localhost\r\n\r\n');
         readiness.push(client);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       expect(waiting()).toBe(HEALTH_RESERVE);
       const start = Date.now();
       await expect(openClient()).rejects.toThrow(/ECONNRESET|socket disconnected|socket hang up/i);
@@ -193,8 +183,7 @@ describe('when every connection is busy', () => {
     }
     // Once the readiness checks are answered (the registry is back) their places are free again.
     const healthy = async () => (await stack.request('/healthz', { auth: false }).catch(() => null))?.status === 200;
-    const deadline = Date.now() + 10_000;
-    while (!(await healthy()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    await eventually(healthy, 10_000, 200);
     expect(await healthy()).toBe(true);
   });
 });
@@ -204,17 +193,13 @@ describe('with --workers 2', () => {
     const port = await freePort();
     const args = ['serve', '--listen', `127.0.0.1:${port}`, '--upstream', stack.registry.url, '--tls-cert', stack.pki.serverCert,
       '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile, '--workers', '2', '--max-connections', String(MAX)];
-    const gateway = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' });
+    const gateway = spawnCli(args, { stdin: 'ignore' });
     const clients: Client[] = [];
     try {
-      let started = false;
-      for (let i = 0; i < 150 && !started; i++) {
-        started = await openClient(port).then((c) => (c.socket.destroy(), true), () => false);
-        if (!started) await new Promise((r) => setTimeout(r, 100));
-      }
+      const started = await eventually(() => openClient(port).then((c) => (c.socket.destroy(), true), () => false), 15_000, 100);
       expect(started).toBe(true);
       for (let i = 0; i < MAX * 10; i++) clients.push(await openClient(port));
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       const open = clients.filter((c) => !c.closed).length;
       expect(open).toBeGreaterThanOrEqual(MAX);
       expect(open).toBeLessThanOrEqual(2 * MAX);
@@ -223,7 +208,7 @@ describe('with --workers 2', () => {
       expect(health.received).toMatch(/^HTTP\/1\.1 200 /);
     } finally {
       closeAll(clients);
-      gateway.kill('SIGKILL');
+      await gateway.kill();
     }
   });
 });

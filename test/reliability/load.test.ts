@@ -2,41 +2,32 @@
 // GET through the gateway (the real CLI, one process, default settings) in front of the real
 // registry. Every request must succeed, and /healthz, asked on a new connection every second as a
 // container health check does, must answer throughout.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
-import { freePort, requireTool, run } from '../helpers/tools.js';
-import { MEDIA_TYPES, pushImage } from '../integration/registry-api.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import { requireTool, run } from '../helpers/tools.js';
+import { MEDIA_TYPES, pushImage } from '../helpers/registry-api.js';
+import { sleep } from '../helpers/wait.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 const CONNECTIONS = 500;
 const SECONDS = 60;
 /** What `registry-gateway healthcheck` (the image's HEALTHCHECK) waits for an answer. */
 const HEALTH_BOUND_MS = 5_000;
 
 let stack: TestStack;
-let gateway: ChildProcess;
-let gatewayLog = '';
+let gateway: GatewayProcess;
 let port: number;
 let target: string;
 
 /** The CLI gateway in front of the stack's registry, with the stack's certificate and users. */
-async function startCliGateway(): Promise<ChildProcess> {
-  port = await freePort();
-  const child = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', stack.registry.url,
-    '--tls-cert', stack.pki.serverCert, '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile,
-    '--workers', '1', '--log-level', 'warn'], { env: { PATH: process.env.PATH ?? '' } });
-  child.stdout!.on('data', (c: Buffer) => (gatewayLog += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (gatewayLog += c.toString()));
+async function startCliGateway(): Promise<GatewayProcess> {
   // At warn, nothing is logged on a good start: the first answer from /healthz says it listens.
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the gateway did not start:\n${gatewayLog}`);
-    if ((await health().catch(() => null))?.status === 200) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const child = await startGatewayProcess(['--upstream', stack.registry.url,
+    '--tls-cert', stack.pki.serverCert, '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile,
+    '--workers', '1', '--log-level', 'warn'], { ca: stack.pki.caPem, readyTimeoutMs: 30_000 });
+  port = child.port;
+  return child;
 }
 
 /** GET /healthz on a new connection; resolves with the status and how long the answer took. */
@@ -64,7 +55,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  gateway?.kill('SIGKILL');
+  await gateway?.kill();
   await stack?.stop();
 });
 
@@ -85,12 +76,12 @@ describe('load', () => {
     // come from its cache, as fast as it can send them), and a check in that burst waits its turn.
     // The first check marks the end of the burst (the gateway holds them all); from then on every
     // check must answer within the bound.
-    await new Promise((r) => setTimeout(r, 2_000));
+    await sleep(2_000);
     const burst = await health();
     expect(burst.status, 'health check during the connection burst').toBe(200);
     while (running) {
       checks.push(await health().catch((err: Error) => ({ error: err.message })));
-      await new Promise((r) => setTimeout(r, 1_000));
+      await sleep(1_000);
     }
 
     const result = await load;
@@ -108,8 +99,8 @@ describe('load', () => {
     const late = checks.filter((c) => !('status' in c) || c.status !== 200 || c.ms > HEALTH_BOUND_MS);
     expect(late, `health checks that failed or took over ${HEALTH_BOUND_MS} ms, of ${JSON.stringify(checks)}`).toEqual([]);
 
-    expect(gateway.exitCode, gatewayLog).toBeNull();
-    expect(gatewayLog, 'the gateway logged errors under load').not.toMatch(/"level":(50|60)/);
+    expect(gateway.child.exitCode, gateway.output()).toBeNull();
+    expect(gateway.output(), 'the gateway logged errors under load').not.toMatch(/"level":(50|60)/);
     expect((await health()).status).toBe(200);
   }, (SECONDS + 60) * 1000);
 });

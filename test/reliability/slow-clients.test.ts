@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
+import { eventually, sleep } from '../helpers/wait.js';
 
 const auth = basicAuthorization('alice', 'alice-secret');
 const BLOB = randomBytes(32 * 1024 * 1024);
@@ -41,8 +42,6 @@ function connect(): Promise<Conversation> {
     socket.once('error', reject);
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('slow clients', () => {
   it('answers a slowloris 408 at the headers timeout and closes, though it keeps sending', async () => {
@@ -86,7 +85,7 @@ describe('slow clients', () => {
     c.socket.write(`GET /v2/slow/blob/blobs/${DIGEST} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth}\r\n\r\n`);
     const start = Date.now();
     const line = async () => stack.logLines().find((l) => l.msg === 'request' && String(l.path).includes('/blobs/sha256:'));
-    while ((await line()) === undefined && Date.now() - start < 10_000) await sleep(50);
+    await eventually(async () => (await line()) !== undefined, 10_000, 50);
     const after = Date.now() - start;
     expect(await line(), JSON.stringify(await line())).toMatchObject({ status: 200, completed: false });
     expect(after).toBeGreaterThanOrEqual(1_500);

@@ -4,20 +4,15 @@
 // defaults, would end any request after 300 s (its requestTimeout); this pins that it does not.
 //
 // This is the slow test of the suite: it lasts a little over five minutes by design.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { basicAuthorization } from '../helpers/gateway.js';
-import { writeHtpasswd } from '../helpers/htpasswd.js';
-import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { basicAuthorization, makeGatewayFiles } from '../helpers/gateway.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
+import type { TestPki } from '../helpers/pki.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { freePort } from '../helpers/tools.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 const REPO = 'slow/upload';
 const auth = basicAuthorization('alice', 'alice-secret');
 
@@ -30,39 +25,24 @@ const PIECES = DURATION_MS / INTERVAL_MS;
 let dir: string;
 let pki: TestPki;
 let registry: TestRegistry;
-let gateway: ChildProcess;
+let gateway: GatewayProcess;
 let port: number;
-let gatewayLog = '';
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'rgw-slow-upload-'));
-  pki = await makeTestPki(join(dir, 'pki'), { hosts: ['localhost'], ips: ['127.0.0.1'] });
-  const htpasswd = join(dir, 'htpasswd');
-  await writeHtpasswd(htpasswd, [{ user: 'alice', password: 'alice-secret', algorithm: 'bcrypt', cost: 5 }]);
+  const files = await makeGatewayFiles('rgw-slow-upload-');
+  ({ dir, pki } = files);
+  const htpasswd = files.htpasswd;
   registry = await startRegistry();
-  port = await freePort();
   // No timeout flags and no GATEWAY_* variables: the defaults are what is under test.
-  gateway = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', registry.url, '--tls-cert', pki.serverCert,
-    '--tls-key', pki.serverKey, '--htpasswd', htpasswd, '--workers', '1', '--log-level', 'warn'], { env: { PATH: process.env.PATH ?? '' } });
-  gateway.stdout!.on('data', (c: Buffer) => (gatewayLog += c.toString()));
-  gateway.stderr!.on('data', (c: Buffer) => (gatewayLog += c.toString()));
-  for (let i = 0; ; i++) {
-    try {
-      await send('GET', '/healthz');
-      break;
-    } catch (err) {
-      if (i > 200 || gateway.exitCode !== null) throw new Error(`the gateway did not start: ${String(err)}\n${gatewayLog}`);
-      await sleep(50);
-    }
-  }
+  gateway = await startGatewayProcess(['--upstream', registry.url, '--tls-cert', pki.serverCert,
+    '--tls-key', pki.serverKey, '--htpasswd', htpasswd, '--workers', '1', '--log-level', 'warn'], { ca: pki.caPem });
+  port = gateway.port;
 });
 afterAll(async () => {
-  gateway?.kill('SIGKILL');
+  await gateway?.kill();
   await registry?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Answer {
   status: number;
@@ -112,7 +92,7 @@ async function throttledPatch(path: string): Promise<{ answer: Answer; digest: s
     };
     next();
   }).catch((err: unknown) => {
-    throw new Error(`the upload was cut after ${((Date.now() - start) / 1000).toFixed(1)} s, ${bytes} bytes: ${String(err)}\n${gatewayLog}`);
+    throw new Error(`the upload was cut after ${((Date.now() - start) / 1000).toFixed(1)} s, ${bytes} bytes: ${String(err)}\n${gateway.output()}`);
   });
   return { answer, digest: `sha256:${hash.digest('hex')}`, bytes, ms: Date.now() - start };
 }

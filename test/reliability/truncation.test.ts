@@ -8,13 +8,14 @@
 // closed; the upstream writes raw bytes, so the break lands exactly where the test says.
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { responseHead, startRawUpstream, type RawExchange, type RawUpstream } from '../helpers/raw-upstream.js';
-import { spawnGateway, type SpawnedGateway } from '../helpers/spawned-gateway.js';
+import { responseHead, startRawUpstream, type RawExchange, type RawUpstream } from '../helpers/upstreams.js';
+import { spawnGateway, type GatewayWithUser } from '../helpers/gateway-process.js';
+import { eventually, sleep } from '../helpers/wait.js';
 
 const ADVERTISED = 1_000_000;
 
 let upstream: RawUpstream;
-let gateway: SpawnedGateway;
+let gateway: GatewayWithUser;
 let baselineFds: number;
 /** When the upstream broke the exchange of the current case. */
 let brokeAt = 0;
@@ -77,7 +78,7 @@ beforeAll(async () => {
   // baseline counts what the process keeps anyway.
   const warm = await exchange('GET', '/v2/');
   expect(warm.status).toBe(200);
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   baselineFds = gateway.fdCount();
 });
 afterAll(async () => {
@@ -182,9 +183,7 @@ function contentLength(head: string): number | null {
 /** The broken exchange leaves nothing open in the gateway: its descriptors come back to the baseline. */
 async function expectNoSocketLeft(): Promise<void> {
   let fds = gateway.fdCount();
-  for (const started = Date.now(); fds > baselineFds && Date.now() - started < 2_000; fds = gateway.fdCount()) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await eventually(() => (fds = gateway.fdCount()) <= baselineFds, 2_000, 20);
   expect(fds).toBeLessThanOrEqual(baselineFds);
   expect(gateway.alive()).toBe(true);
 }

@@ -2,14 +2,14 @@
 // --upstream-timeout, as a registry-style error that gives away nothing of the inside (no stack
 // frame, no upstream address); the process keeps serving through 10,000 of them, in bounded
 // memory and descriptors, and serves again as soon as the registry is back.
-import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
-import { spawnGateway, type SpawnedGateway } from '../helpers/spawned-gateway.js';
+import { spawnGateway, type GatewayWithUser } from '../helpers/gateway-process.js';
 import { freePort } from '../helpers/tools.js';
-import { API_VERSION, eventually, header, pushBlobMonolithic, randomBlob, sha256 } from '../integration/registry-api.js';
+import { API_VERSION, header, pushBlobMonolithic, randomBlob, sha256 } from '../helpers/registry-api.js';
+import { startBlackhole, startRawUpstream, startSilentUpstream } from '../helpers/upstreams.js';
+import { eventually } from '../helpers/wait.js';
 
 /** An error body a client may see: the registry's error format, and nothing of the gateway's inside. */
 function expectNoInternals(body: string, upstreamUrl: string): void {
@@ -103,71 +103,13 @@ describe('upstream registry down, then back on the same port', () => {
 const BAD_GATEWAY = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'upstream registry unavailable', detail: null }] });
 const GATEWAY_TIMEOUT = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'upstream registry timed out', detail: null }] });
 
-/** Accepts connections and never answers; held connections are dropped by stop(). */
-async function startSilentUpstream(port = 0): Promise<{ url: string; port: number; stop(): Promise<void> }> {
-  const held = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    held.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => held.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  const bound = (server.address() as net.AddressInfo).port;
-  return {
-    url: `http://127.0.0.1:${bound}`,
-    port: bound,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of held) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/**
- * A host that never completes a TCP handshake, as a firewalled or vanished one: a process that
- * listens with a backlog of one and never accepts (it is blocked). Once two connections fill its
- * queue, the kernel drops every further SYN.
- */
-async function startBlackhole(): Promise<{ url: string; stop(): void }> {
-  const child: ChildProcess = spawn(process.execPath, ['-e', `
-    const server = require('node:net').createServer();
-    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
-      require('node:fs').writeSync(1, server.address().port + '\\n');
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
-    });`], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
-  const fillers: net.Socket[] = [];
-  for (;;) {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('error', () => undefined);
-    fillers.push(socket);
-    const connected = await new Promise<boolean>((resolve) => {
-      socket.once('connect', () => resolve(true));
-      setTimeout(() => resolve(false), 300);
-    });
-    if (!connected) break;
-    if (fillers.length > 64) throw new Error('the blackhole kept accepting connections');
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    stop: () => {
-      for (const socket of fillers) socket.destroy();
-      child.kill('SIGKILL');
-    },
-  };
-}
-
 interface Answer {
   status: number;
   body: string;
   elapsedMs: number;
 }
 
-function get(gateway: SpawnedGateway, path: string, agent: https.Agent | false = false, method = 'GET', body?: Buffer): Promise<Answer> {
+function get(gateway: GatewayWithUser, path: string, agent: https.Agent | false = false, method = 'GET', body?: Buffer): Promise<Answer> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -186,7 +128,7 @@ function get(gateway: SpawnedGateway, path: string, agent: https.Agent | false =
 }
 
 describe('an upstream that refuses or stays silent', () => {
-  let gateway: SpawnedGateway | null = null;
+  let gateway: GatewayWithUser | null = null;
   afterAll(async () => {
     await gateway?.stop();
   });
@@ -293,23 +235,18 @@ describe('an upstream that refuses or stays silent', () => {
     expect(peak(rssByPhase.slice(5)) - peak(rssByPhase.slice(0, 5))).toBeLessThan(24 * 1024 * 1024);
     agent.destroy();
     let fds = gw.fdCount();
-    for (const started = Date.now(); fds > baselineFds && Date.now() - started < 3_000; fds = gw.fdCount()) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(() => (fds = gw.fdCount()) <= baselineFds, 3_000, 50);
     expect(fds).toBeLessThanOrEqual(baselineFds);
 
     // The same process serves as soon as the upstream answers again.
-    const healthy = net.createServer((socket) => {
-      socket.on('error', () => undefined);
-      socket.once('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'));
-    });
-    await new Promise<void>((resolve) => healthy.listen(port, '127.0.0.1', resolve));
+    const healthy = await startRawUpstream(({ socket }) =>
+      socket.end('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}'), port);
     try {
       const answer = await get(gw, '/v2/');
       expect(answer).toMatchObject({ status: 200, body: '{}' });
       expect(gw.alive()).toBe(true);
     } finally {
-      await new Promise((r) => healthy.close(r));
+      await healthy.stop();
     }
   }, 120_000);
 });

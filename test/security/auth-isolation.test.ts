@@ -3,24 +3,25 @@
 // credentials cost one verification, and an unknown user takes as long to refuse as a wrong password.
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCliGateway, type CliGateway } from '../helpers/cli-gateway.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
+import { sleep } from '../helpers/wait.js';
 
 const CAROL = { user: 'carol', password: 'carol-secret', algorithm: 'bcrypt' as const, cost: 12 };
 const BOB = { user: 'bob', password: 'bob-secret', algorithm: 'bcrypt' as const, cost: 5 };
 const DAVE = { user: 'dave', password: 'dave-secret', algorithm: 'bcrypt' as const, cost: 5 };
 
 let stack: TestStack;
-let gateway: CliGateway;
+let gateway: GatewayProcess;
 beforeAll(async () => {
   stack = await startTestStack({ users: [BOB, CAROL, DAVE] });
-  gateway = await spawnCliGateway(
+  gateway = await startGatewayProcess(
     ['--upstream', stack.registry.url, '--tls-cert', stack.pki.serverCert, '--tls-key', stack.pki.serverKey, '--htpasswd', stack.htpasswdFile,
       '--workers', '1', '--log-level', 'warn',
       // Off: throttling would answer repeated wrong passwords with 429 and no bcrypt at all, which
       // is its own test (login-throttle); here every wrong password must cost a full verification.
       '--login-attempts', '0'],
-    stack.pki.caPem,
+    { ca: stack.pki.caPem, metrics: true },
   );
 }, 120_000);
 afterAll(async () => {
@@ -68,10 +69,10 @@ describe('auth isolation and timing', () => {
         const res = await gateway.request('/healthz');
         expect(res.status).toBe(200);
         health.push(res.ms);
-        await new Promise((r) => setTimeout(r, 20));
+        await sleep(20);
       }
     })();
-    await new Promise((r) => setTimeout(r, 200)); // the flood is queued on the bcrypt threads
+    await sleep(200); // the flood is queued on the bcrypt threads
     const remembered = await gateway.request('/v2/', { authorization: bob });
     // dave has the right password but has not logged in yet: he waits his turn behind the
     // flood, and gets in.

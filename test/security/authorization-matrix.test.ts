@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
 import { rawTlsRequest } from '../helpers/raw-tls.js';
+import { sleep } from '../helpers/wait.js';
 
 const COLON = { user: 'colon', password: 'a:b: c', algorithm: 'bcrypt' as const, cost: 5 };
 // U+00E9 precomposed (NFC), as the password was set.
@@ -29,7 +30,7 @@ async function expectChallenge(authorization: string | undefined): Promise<void>
   expect(res.headers['www-authenticate']).toBe('Basic realm="Registry Realm"');
   expect(res.headers['docker-distribution-api-version']).toBe('registry/2.0');
   expect(JSON.parse(res.text)).toMatchObject({ errors: [{ code: 'UNAUTHORIZED' }] });
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   expect(upstreamRequests()).toBe(before);
 }
 
@@ -64,7 +65,7 @@ describe('Authorization header matrix', () => {
   it('lets in the right passwords, including one with colons and spaces and one with an accent as set', async () => {
     const before = upstreamRequests();
     expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     expect(upstreamRequests()).toBe(before + 1); // the count the refusals are checked with works
     expect((await stack.request('/v2/', { auth: false, headers: { authorization: basicAuthorization(COLON.user, COLON.password) } })).status).toBe(200);
     expect((await stack.request('/v2/', { auth: false, headers: { authorization: basicAuthorization(ACCENT.user, ACCENT.password) } })).status).toBe(200);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import type { HtpasswdUser } from '../helpers/htpasswd.js';
 import { rawTlsRequest } from '../helpers/raw-tls.js';
-import { MEDIA_TYPES, pushBlobMonolithic, pushImage, sha256, type PushedImage } from '../integration/registry-api.js';
+import { MEDIA_TYPES, pushBlobMonolithic, pushImage, sha256, type PushedImage } from '../helpers/registry-api.js';
 
 const POLICY = `rules:
   - users: [admin]

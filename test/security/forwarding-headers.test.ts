@@ -4,10 +4,8 @@
 // directions. An upstream header the gateway cannot pass on safely (a CR, LF, NUL or other control
 // byte in it) turns into a 502, never a crash or a header injected into the client's answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGatewayBefore, type GatewayBeforeUpstream } from '../helpers/fake-upstream.js';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { rawTlsRequest } from '../helpers/raw-tls.js';
-import { responseHead, startRawUpstream, type RawUpstream } from '../helpers/raw-upstream.js';
 import {
   API_VERSION,
   header,
@@ -20,8 +18,9 @@ import {
   rawRequest,
   repoName,
   type Seen,
-} from '../integration/registry-api.js';
-import { headerNames, startRecordingUpstream, startStackInFrontOf, type RecordedRequest, type RecordingUpstream } from '../integration/recording-upstream.js';
+} from '../helpers/registry-api.js';
+import { headerNames, responseHead, startRawUpstream, startRecordingUpstream, type RawUpstream, type RecordedRequest, type RecordingUpstream } from '../helpers/upstreams.js';
+import { sleep } from '../helpers/wait.js';
 
 const PUBLIC_URL = 'https://registry.example.test';
 
@@ -91,13 +90,13 @@ describe('forwarding headers the upstream receives', () => {
 
   beforeAll(async () => {
     upstream = await startRecordingUpstream();
-    stack = await startStackInFrontOf(upstream);
-    withPublic = await startStackInFrontOf(upstream, { publicUrl: PUBLIC_URL });
+    stack = await startTestStack({ upstream: upstream.url });
+    withPublic = await startTestStack({ publicUrl: PUBLIC_URL, upstream: upstream.url });
   });
   afterAll(async () => {
     await stack?.stop();
     await withPublic?.stop();
-    await upstream?.close();
+    await upstream?.stop();
   });
 
   /** Every value of a header, however many times it was sent. */
@@ -162,11 +161,11 @@ describe('hop-by-hop headers', () => {
       });
       res.end('{}');
     });
-    stack = await startStackInFrontOf(upstream);
+    stack = await startTestStack({ upstream: upstream.url });
   });
   afterAll(async () => {
     await stack?.stop();
-    await upstream?.close();
+    await upstream?.stop();
   });
 
   it('are stripped from responses, end-to-end headers are kept', async () => {
@@ -254,7 +253,7 @@ describe('hop-by-hop headers', () => {
       const res = await rawTlsRequest(stack.gateway.port, stack.pki.caPem,
         `${method} /v2/plain/x HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${stack.authorization()}\r\nConnection: Content-Length, close\r\nContent-Length: ${hidden.length}\r\n\r\n${hidden}`);
       expect(res.status).toBe(200);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       expect(upstream.requests.map((r) => r.url)).toEqual(['/v2/plain/x']);
       expect(upstream.requests[0]!.headers['content-length']).toBe(String(hidden.length));
       expect(upstream.requests[0]!.body.toString()).toBe(hidden);
@@ -265,13 +264,13 @@ describe('hop-by-hop headers', () => {
 // Headers no HTTP library would write: the upstream here writes raw bytes.
 describe('an upstream header with bytes that may not be passed on', () => {
   let upstream: RawUpstream;
-  let gw: GatewayBeforeUpstream;
+  let gw: TestStack;
   /** What the upstream answers next, given its own origin (so Locations are ones the gateway rewrites). */
   let answer: (origin: string) => string = () => '';
 
   beforeAll(async () => {
     upstream = await startRawUpstream(({ socket }) => socket.end(answer(upstream.url)));
-    gw = await startGatewayBefore(upstream.url);
+    gw = await startTestStack({ upstream: upstream.url });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -295,7 +294,7 @@ describe('an upstream header with bytes that may not be passed on', () => {
     it(`answers ${name} with a clean 502, and keeps serving`, async () => {
       answer = head;
       const res = await rawTlsRequest(gw.gateway.port, gw.pki.caPem,
-        `GET /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.authorization}\r\nConnection: close\r\n\r\n`);
+        `GET /v2/team/app/blobs/uploads/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.authorization()}\r\nConnection: close\r\n\r\n`);
       expect(res.status).toBe(502);
       const [headText = '', body = ''] = res.text.split('\r\n\r\n');
       expect(headText).not.toMatch(/injected|set-cookie|auth\.internal|127\.0\.0\.1/i);
@@ -305,7 +304,7 @@ describe('an upstream header with bytes that may not be passed on', () => {
 
       answer = () => responseHead('HTTP/1.1 200 OK', ['Content-Type: application/json', 'Content-Length: 2']) + '{}';
       const next = await rawTlsRequest(gw.gateway.port, gw.pki.caPem,
-        `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.authorization}\r\nConnection: close\r\n\r\n`);
+        `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.authorization()}\r\nConnection: close\r\n\r\n`);
       expect(next.status).toBe(200);
       expect(next.text.endsWith('{}')).toBe(true);
     });
@@ -314,7 +313,7 @@ describe('an upstream header with bytes that may not be passed on', () => {
   it('answers an upstream 101 Switching Protocols with 502 instead of handing the connection over', async () => {
     answer = () => responseHead('HTTP/1.1 101 Switching Protocols', ['Upgrade: websocket', 'Connection: Upgrade']);
     const res = await rawTlsRequest(gw.gateway.port, gw.pki.caPem,
-      `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.authorization}\r\nConnection: close\r\n\r\n`);
+      `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${gw.authorization()}\r\nConnection: close\r\n\r\n`);
     expect(res.status).toBe(502);
     expect(res.text).not.toMatch(/^upgrade:/im);
   });

@@ -4,14 +4,16 @@
 // file on reload keeps the last good users.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { GATEWAY_BIN as BIN } from '../helpers/gateway-process.js';
+import { fixturePath } from '../helpers/htpasswd-fixtures.js';
 import { requireTool, run, runOk, type RunResult } from '../helpers/tools.js';
+import { sleep } from '../helpers/wait.js';
 
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
-const REFUSED_FIXTURE = resolve(import.meta.dirname, '../fixtures/htpasswd/refused.htpasswd');
+const REFUSED_FIXTURE = fixturePath('refused.htpasswd');
 const HTPASSWD = requireTool('htpasswd');
 
 interface Format {
@@ -201,7 +203,7 @@ async function logged(stack: TestStack, msg: string, since: number): Promise<Rec
   for (let i = 0; i < 60; i++) {
     const found = stack.logLines().slice(since).find((l) => l.msg === msg);
     if (found !== undefined) return found;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   return undefined;
 }

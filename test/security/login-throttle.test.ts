@@ -3,6 +3,7 @@
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALICE, basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
+import { sleep } from '../helpers/wait.js';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -43,8 +44,6 @@ function login(password: string, from: string): Promise<Answer> {
     req.end();
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('login throttling', () => {
   it('answers 429 with Retry-After once one address fails too often for one user, and nobody else notices', async () => {

@@ -5,9 +5,10 @@
 import https from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCliGateway, type CliGateway } from '../helpers/cli-gateway.js';
+import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.js';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
+import { sleep } from '../helpers/wait.js';
 
 const BOB = { user: 'bob', password: 'bob-secret', algorithm: 'bcrypt' as const, cost: 10 };
 const EVE = { user: 'eve', password: 'eve-secret', algorithm: 'bcrypt' as const, cost: 5 };
@@ -15,18 +16,18 @@ const CAROL = { user: 'carol', password: 'carol-secret', algorithm: 'apr1' as co
 const DAVE = { user: 'dave', password: 'dave-secret', algorithm: 'sha' as const };
 
 let stack: TestStack;
-let open: CliGateway; // throttling off: every guess is verified
-let guarded: CliGateway; // the default throttle
-let apr1Only: CliGateway; // a file whose costliest hash is apr1 (Apache's default), throttling off
+let open: GatewayProcess; // throttling off: every guess is verified
+let guarded: GatewayProcess; // the default throttle
+let apr1Only: GatewayProcess; // a file whose costliest hash is apr1 (Apache's default), throttling off
 beforeAll(async () => {
   stack = await startTestStack({ users: [BOB, EVE, CAROL, DAVE] });
   const apr1File = join(stack.dir, 'apr1.htpasswd');
   await writeHtpasswd(apr1File, [CAROL]);
   const common = ['--upstream', stack.registry.url, '--tls-cert', stack.pki.serverCert, '--tls-key', stack.pki.serverKey, '--workers', '1', '--log-level', 'warn'];
   [open, guarded, apr1Only] = await Promise.all([
-    spawnCliGateway([...common, '--htpasswd', stack.htpasswdFile, '--login-attempts', '0'], stack.pki.caPem),
-    spawnCliGateway([...common, '--htpasswd', stack.htpasswdFile], stack.pki.caPem),
-    spawnCliGateway([...common, '--htpasswd', apr1File, '--login-attempts', '0'], stack.pki.caPem),
+    startGatewayProcess([...common, '--htpasswd', stack.htpasswdFile, '--login-attempts', '0'], { ca: stack.pki.caPem, metrics: true }),
+    startGatewayProcess([...common, '--htpasswd', stack.htpasswdFile], { ca: stack.pki.caPem, metrics: true }),
+    startGatewayProcess([...common, '--htpasswd', apr1File, '--login-attempts', '0'], { ca: stack.pki.caPem, metrics: true }),
   ]);
 }, 120_000);
 afterAll(async () => {
@@ -60,12 +61,12 @@ describe('work before sign-in', () => {
     };
     const flood = Promise.all([0, 1, 2, 3].map(flooder));
     const health: number[] = [];
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     for (let i = 0; i < 40; i++) {
       const res = await apr1Only.request('/healthz');
       expect(res.status).toBe(200);
       health.push(res.ms);
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
     }
     flooding = false;
     await flood;
@@ -107,7 +108,7 @@ describe('work before sign-in', () => {
     const burst = Promise.all(
       Array.from({ length: 400 }, (_, i) => open.request('/v2/', { localAddress: '127.0.0.30', authorization: basicAuthorization(`nobody-${i}`, 'guess') })),
     );
-    await new Promise((r) => setTimeout(r, 1_500)); // the queue is full by now
+    await sleep(1_500); // the queue is full by now
     const others = await Promise.all(
       ['127.0.0.31', '127.0.0.32', '127.0.0.33'].map((from) => open.request('/v2/', { localAddress: from, authorization: basicAuthorization('eve', EVE.password) })),
     );

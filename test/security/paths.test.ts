@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
 import { rawTlsRequest } from '../helpers/raw-tls.js';
+import { sleep } from '../helpers/wait.js';
 
 const auth = basicAuthorization('alice', 'alice-secret');
 let stack: TestStack;
@@ -29,7 +30,7 @@ function upstreamPaths(): string[] {
 async function get(path: string) {
   const before = upstreamPaths().length;
   const res = await rawTlsRequest(stack.gateway.port, stack.pki.caPem, `GET ${path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`);
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   return { ...res, upstream: upstreamPaths().slice(before) };
 }
 

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
 import { rawTlsRequest } from '../helpers/raw-tls.js';
+import { sleep } from '../helpers/wait.js';
 
 const auth = basicAuthorization('alice', 'alice-secret');
 let stack: TestStack;
@@ -55,20 +56,20 @@ describe('request smuggling and framing', () => {
       expect(res.text).toMatch(/\r\n\r\n\{"/);
       // Only one answer: nothing behind the refused request was read as a request of its own.
       expect(res.text.match(/HTTP\/1\.1 \d{3}/g)).toHaveLength(1);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       expect(upstreamRequests()).toBe(before);
     });
   }
 
   it('refuses a broken chunk the same way when the credentials were just verified (the request is then already on its way)', async () => {
     expect((await stack.request('/v2/', { auth: 'alice' })).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const before = upstreamRequests();
     const res = await rawTlsRequest(stack.gateway.port, stack.pki.caPem,
       `POST ${upload} HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab\r\n0\r\n\r\n${HIDDEN}`);
     expect(res.closed).toBe(true);
     expect(res.text).not.toMatch(/^HTTP\/1\.1 2/);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     expect(stack.registry.log()).not.toContain('/v2/smuggled/');
     expect(upstreamRequests()).toBe(before);
     // The access log tells what the client got, not the 200 the response object started with.
@@ -79,7 +80,7 @@ describe('request smuggling and framing', () => {
   it('logs a request refused before its headers were whole, with the status and the parser\'s reason', async () => {
     stack.clearLogs();
     await rawTlsRequest(stack.gateway.port, stack.pki.caPem, `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\n\r\n`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     expect(stack.logLines().find((l) => l.msg === 'malformed request')).toMatchObject({ status: 400, reason: expect.stringMatching(/^HPE_/), remote: '127.0.0.1' });
   });
 
@@ -87,7 +88,7 @@ describe('request smuggling and framing', () => {
     const before = upstreamRequests();
     const res = await rawTlsRequest(stack.gateway.port, stack.pki.caPem, `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`);
     expect(res.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     expect(upstreamRequests()).toBe(before + 1);
   });
 });

@@ -2,15 +2,13 @@
 // certificate given, so it makes its own CA and RSA certificate. That CA is trusted (--add-ca), so
 // the findings are about the gateway's TLS settings and the certificate it makes, not about an
 // unknown issuer. Any finding of severity MEDIUM, HIGH or CRITICAL fails, listed in the message.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnCli, type CliProcess } from '../helpers/gateway-process.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { freePort, requireTool, run } from '../helpers/tools.js';
-
-const BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
 interface Finding {
   readonly id: string;
@@ -31,25 +29,17 @@ const FAILING = new Set(['MEDIUM', 'HIGH', 'CRITICAL']);
 
 let dir: string;
 let port: number;
-let gateway: ChildProcess;
+let gateway: CliProcess;
 let findings: Finding[];
 
 /** Starts `serve` in `cwd` with the default certificate paths; resolves once it listens. */
-async function startGateway(cwd: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--listen', `127.0.0.1:${port}`, '--upstream', 'http://127.0.0.1:9', '--workers', '1'], {
-    cwd,
-    env: { PATH: process.env.PATH ?? '' },
-  });
-  let log = '';
-  child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
-  const deadline = Date.now() + 30_000;
-  while (!log.includes('registry-gateway listening')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the gateway did not start:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+async function startGateway(cwd: string): Promise<CliProcess> {
+  const child = spawnCli(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', 'http://127.0.0.1:9', '--workers', '1'], { cwd });
+  try {
+    await child.waitForOutput('registry-gateway listening', { timeoutMs: 30_000 });
+  } catch (err) {
+    await child.kill();
+    throw new Error(`the gateway did not start: ${String(err)}`);
   }
   return child;
 }
@@ -86,7 +76,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  gateway?.kill('SIGKILL');
+  await gateway?.kill();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.js';
+import { loadGatewaySetup } from '../../src/server/resources.js';
 import { startGateway } from '../../src/server/gateway.js';
 import { createCa, createServerCertificate } from '../../src/tls/certificates.js';
 import { startTestStack, type RunningGateway, type TestStack } from '../helpers/gateway.js';
@@ -43,12 +43,12 @@ beforeAll(async () => {
   rsaCaPem = ca.cert;
   await writeFile(files.cert, server.cert);
   await writeFile(files.key, server.key, { mode: 0o600 });
-  const config = await loadConfig(
+  const setup = await loadGatewaySetup(
     ['--listen', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:9', '--tls-cert', files.cert, '--tls-key', files.key,
       '--htpasswd', stack.htpasswdFile, '--log-level', 'silent', '--workers', '1'],
     {},
   );
-  rsaGateway = await startGateway(config);
+  rsaGateway = await startGateway(setup);
   rsa = { port: rsaGateway.port, caFile: files.ca, auth: 'RSA' };
 }, 120_000);
 

@@ -1,18 +1,18 @@
-// The deployable stack for real: the Dockerfile built, docker-compose.yml brought up with stand-in
-// base images (no image hub is reachable), then docker login/push/pull through the published port.
-// It runs on a copy of the stack in a temporary folder, so the checkout's certs/ and htpasswd stay
-// untouched.
+// The deployable stack for real: the Dockerfile built, docker-compose.yml brought up, then docker
+// login/push/pull through the published port. The base images (registry:2 and the Dockerfile's
+// node image) are the real ones, pulled when missing; only on a machine that cannot pull them are
+// they built as stand-ins (see provideBaseImages). It runs on a copy of the stack in a temporary
+// folder, so the checkout's certs/ and htpasswd stay untouched.
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, buildSampleImage, dockerCli, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
-import { freePort, requireTool, run, runOk } from '../helpers/tools.js';
+import { REPO_ROOT, buildSampleImage, dockerCli, provideBaseImages, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { freePort, requireTool, run } from '../helpers/tools.js';
+import { eventually, sleep } from '../helpers/wait.js';
 
-const STANDIN_IMAGES = join('..', 'shared', 'stack', 'standin-images.sh');
-
-/** The base image the Dockerfile builds on (its NODE_IMAGE default), so stand-ins match it. */
+/** The base image the Dockerfile builds on (its NODE_IMAGE default). */
 async function dockerfileBaseImage(): Promise<string> {
   const dockerfile = await readFile(join(REPO_ROOT, 'Dockerfile'), 'utf8');
   const tag = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
@@ -32,11 +32,11 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
 
   beforeAll(async () => {
     dockerHost = await startDockerEngine();
-    const env = { ...process.env, DOCKER_HOST: dockerHost };
-    await runOk('bash', [STANDIN_IMAGES, await dockerfileBaseImage(), 'registry:2'], { cwd: REPO_ROOT, env, timeoutMs: 300_000 });
     dir = await mkdtemp(join(tmpdir(), 'rgw-stack-'));
     docker = dockerCli(dockerHost, join(dir, 'docker-config'));
     await mkdir(join(dir, 'docker-config'));
+    const sources = await provideBaseImages(docker, await dockerfileBaseImage(), 'registry:2');
+    console.log(`base images: ${JSON.stringify(sources)}`);
     await docker.ok(['build', '--network', 'host', '-t', 'registry-gateway:latest', REPO_ROOT]);
 
     // The stack as a user has it after a clone: compose file, the empty htpasswd, certs/ with its README.
@@ -75,13 +75,11 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
   it('comes up with both healthchecks passing, making its own certificate in ./certs', async () => {
     const up = await compose(['up', '-d', '--no-build']);
     expect(up.code, up.stderr).toBe(0);
-    const deadline = Date.now() + 120_000;
     let states = { registry: '', gateway: '' };
-    while (Date.now() < deadline) {
+    await eventually(async () => {
       states = { registry: await health('registry'), gateway: await health('gateway') };
-      if (states.registry === 'healthy' && states.gateway === 'healthy') break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+      return states.registry === 'healthy' && states.gateway === 'healthy';
+    }, 120_000, 1000);
     expect(states).toEqual({ registry: 'healthy', gateway: 'healthy' });
     for (const file of ['ca.crt', 'server.crt', 'server.key']) expect((await stat(join(dir, 'certs', file))).isFile()).toBe(true);
     expect((await stat(join(dir, 'certs', 'server.key'))).mode & 0o777).toBe(0o600);
@@ -115,7 +113,7 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
     // The new user may take a moment to be reloaded.
     let login = await docker.run(['login', host, '--username', 'alice', '--password-stdin'], 'stack secret: 1\n');
     for (let i = 0; i < 10 && login.code !== 0; i++) {
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
       login = await docker.run(['login', host, '--username', 'alice', '--password-stdin'], 'stack secret: 1\n');
     }
     expect(login.stdout).toContain('Login Succeeded');

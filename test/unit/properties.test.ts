@@ -7,7 +7,7 @@ import { parseHtpasswd } from '../../src/auth/htpasswd.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders } from '../../src/proxy/headers.js';
 import { canonicalPath } from '../../src/registry/path.js';
 import { rewriteLink, rewriteLocation, type RewriteContext } from '../../src/proxy/rewrite.js';
-import { fixtureUsers } from './auth/fixtures.js';
+import { fixtureUsers } from '../helpers/htpasswd-fixtures.js';
 
 const RUNS = { numRuns: 500 };
 // Strings of any UTF-16 code units (lone surrogates too), and of the characters that matter most.

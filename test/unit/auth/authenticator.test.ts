@@ -4,7 +4,7 @@ import { apr1 } from '../../../src/auth/hashes.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import type { HtpasswdUsers } from '../../../src/auth/types.js';
 import { isGatewayError } from '../../../src/errors.js';
-import { basic, fixtureText, fixtureUser, fixtureUsers } from './fixtures.js';
+import { basic, fixtureText, fixtureUser, fixtureUsers } from '../../helpers/htpasswd-fixtures.js';
 
 const usersOf = (name: string): HtpasswdUsers => parseHtpasswd(fixtureText(name), name).users;
 const USERS = usersOf('users.htpasswd');

@@ -5,7 +5,7 @@ import { createAuthenticator, type Authenticator } from '../../../src/auth/authe
 import { basicChallenge, createBasicScheme } from '../../../src/auth/basic-scheme.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import { createLoginThrottle } from '../../../src/auth/throttle.js';
-import { basic, fixtureText, fixtureUser } from './fixtures.js';
+import { basic, fixtureText, fixtureUser } from '../../helpers/htpasswd-fixtures.js';
 
 const USERS = parseHtpasswd(fixtureText('users.htpasswd'), 'users.htpasswd').users;
 const alice = fixtureUser('users.htpasswd', 'alice');

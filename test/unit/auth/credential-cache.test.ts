@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createCredentialCache } from '../../../src/auth/credential-cache.js';
-import { basic } from './fixtures.js';
+import { basic } from '../../helpers/htpasswd-fixtures.js';
 
 const A = basic('alice', 'a-password');
 const B = basic('bob', 'b-password');

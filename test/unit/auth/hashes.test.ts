@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { apr1, identifyHash, verifyApr1, verifySha1 } from '../../../src/auth/hashes.js';
 import { requireTool } from '../../helpers/tools.js';
-import { fixtureUser, fixtureUsers } from './fixtures.js';
+import { fixtureUser, fixtureUsers } from '../../helpers/htpasswd-fixtures.js';
 
 // apache-md5 is CommonJS whose typings claim an ES default export; require() sidesteps that.
 const aprMd5 = createRequire(import.meta.url)('apache-md5') as (password: string, salt?: string) => string;

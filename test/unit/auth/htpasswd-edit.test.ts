@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { listUsers, removeUser, upsertUser, validateUserName } from '../../../src/auth/htpasswd-edit.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
-import { fixtureText } from './fixtures.js';
+import { fixtureText } from '../../helpers/htpasswd-fixtures.js';
 
 // Real hashes (password "x"), so the results can be checked with the gateway's own parser.
 const APR1 = '$apr1$CQlx.B7T$jX.rqCksdiTqOKf6gfzUQ/';

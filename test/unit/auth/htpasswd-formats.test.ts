@@ -7,7 +7,7 @@ import { verifyPassword } from '../../../src/auth/hash-password.js';
 import { formatHtpasswdProblem, parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import type { PasswordHash } from '../../../src/auth/types.js';
 import { isGatewayError } from '../../../src/errors.js';
-import { basic, fixtureText, fixtureUser, fixtureUsers } from './fixtures.js';
+import { basic, fixtureText, fixtureUser, fixtureUsers } from '../../helpers/htpasswd-fixtures.js';
 
 const FORMATS = fixtureUsers('formats.htpasswd');
 const formatsFile = () => parseHtpasswd(fixtureText('formats.htpasswd'), 'formats.htpasswd');

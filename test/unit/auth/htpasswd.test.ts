@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatHtpasswdProblem, parseHtpasswd, readHtpasswdFile } from '../../../src/auth/htpasswd.js';
-import { fixturePath, fixtureText, fixtureUsers } from './fixtures.js';
+import { fixturePath, fixtureText, fixtureUsers } from '../../helpers/htpasswd-fixtures.js';
 
 /** [line, user] of each problem, for compact assertions. */
 const where = (problems: ReadonlyArray<{ line: number; user: string | null }>) => problems.map((p) => [p.line, p.user]);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createAuthenticator, formatHtpasswdProblem, readHtpasswdFile } from '../../../src/auth/index.js';
-import { basic, fixturePath, fixtureUser } from './fixtures.js';
+import { basic, fixturePath, fixtureUser } from '../../helpers/htpasswd-fixtures.js';
 
 describe('the auth module entry point', () => {
   it('takes a file written by htpasswd to a working login', async () => {

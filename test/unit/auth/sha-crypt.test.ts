@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseShaCryptSetting, shaCrypt } from '../../../src/auth/sha-crypt.js';
 import { createWorkerPool } from '../../../src/auth/worker-pool.js';
-import { fixtureUsers } from './fixtures.js';
+import { fixtureUsers } from '../../helpers/htpasswd-fixtures.js';
 
 // The test vectors published with Ulrich Drepper's specification ("Unix crypt using SHA-256 and
 // SHA-512"): [setting, password, the string crypt(3) returns].

@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../src/errors.js';
 import { createWorkerPool, type WorkerPool } from '../../../src/auth/worker-pool.js';
-import { fixtureUser } from './fixtures.js';
+import { fixtureUser } from '../../helpers/htpasswd-fixtures.js';
 
 const alice = fixtureUser('users.htpasswd', 'alice'); // bcrypt cost 5
 const bob = fixtureUser('users.htpasswd', 'bob'); // bcrypt cost 10
-const CRASHING = new URL('./crashing-worker.js', import.meta.url);
+const CRASHING = new URL('../../helpers/crashing-worker.js', import.meta.url);
 
 let pool: WorkerPool | undefined;
 afterEach(async () => {

@@ -10,7 +10,7 @@ import { forward, type ForwardState } from '../../../src/proxy/forward.js';
 import { createManifestCache } from '../../../src/proxy/manifest-cache.js';
 import { createReclaimer } from '../../../src/proxy/reclaim.js';
 import { createUpstream } from '../../../src/proxy/upstream.js';
-import { startFakeUpstream, type FakeUpstream } from '../../helpers/fake-upstream.js';
+import { startFakeUpstream, type FakeUpstream } from '../../helpers/upstreams.js';
 import { freePort } from '../../helpers/tools.js';
 
 interface Announced {

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const FIXTURES = fileURLToPath(new URL('../../fixtures/htpasswd/', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('../fixtures/htpasswd/', import.meta.url));
 
 export function fixturePath(name: string): string {
   return FIXTURES + name;

@@ -1,10 +1,10 @@
 // Small clients of the distribution API (https://distribution.github.io/distribution/spec/api/ and
-// the OCI distribution spec) shared by the integration tests: blob uploads in the styles real
+// the OCI distribution spec) shared by the tests: blob uploads in the styles real
 // clients use, image pushes, and checks on the URLs the gateway hands back.
 import { randomBytes } from 'node:crypto';
 import { expect } from 'vitest';
-import type { TestRequestOptions, TestResponse, TestStack } from '../helpers/gateway.js';
-import { gzipLayer, makeTar, MEDIA_TYPES, sha256, type OciImageManifest } from '../helpers/oci-layout.js';
+import type { TestRequestOptions, TestResponse, TestStack } from './gateway.js';
+import { gzipLayer, makeTar, MEDIA_TYPES, sha256, type OciImageManifest } from './oci-layout.js';
 
 export { MEDIA_TYPES, sha256 };
 
@@ -258,14 +258,4 @@ export function headerLines(responses: readonly TestResponse[]): string[] {
     }
   }
   return lines;
-}
-
-/** Polls `check` until it is true or `timeoutMs` passes (for logs written after a response ends). */
-export async function eventually(check: () => boolean, timeoutMs = 3_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (check()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
