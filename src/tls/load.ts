@@ -66,11 +66,15 @@ function checkValidity(leaf: X509Certificate, file: string, source: string, now:
 
 /** Read both files and collect every problem found, rather than stopping at the first. */
 export async function loadTlsFiles(input: TlsFilesInput, now = new Date()): Promise<{ files: TlsFiles | null; problems: string[] }> {
-  const problems: string[] = [];
+  // Each read reports into its own list, so the problems come in one order (certificate, then
+  // key) whichever read finishes first.
+  const certProblems: string[] = [];
+  const keyProblems: string[] = [];
   const [cert, key] = await Promise.all([
-    readText(input.certFile, input.certSource, 'certificate', problems),
-    readText(input.keyFile, input.keySource, 'private key', problems),
+    readText(input.certFile, input.certSource, 'certificate', certProblems),
+    readText(input.keyFile, input.keySource, 'private key', keyProblems),
   ]);
+  const problems = [...certProblems, ...keyProblems];
   const leaf = cert === null ? null : parseLeaf(cert, input.certFile, input.certSource, problems);
   const keyObject = key === null ? null : parseKey(key, input.keyFile, input.keySource, problems);
   if (leaf) checkValidity(leaf, input.certFile, input.certSource, now, problems);
