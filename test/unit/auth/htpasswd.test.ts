@@ -1,9 +1,20 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { formatHtpasswdProblem, parseHtpasswd, readHtpasswdFile } from '../../../src/auth/htpasswd.js';
 import { fixturePath, fixtureText, fixtureUsers } from '../../helpers/htpasswd-fixtures.js';
+
+// Folders the tests make, removed when they are done.
+const made: string[] = [];
+const scratch = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'htpasswd-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 /** [line, user] of each problem, for compact assertions. */
 const where = (problems: ReadonlyArray<{ line: number; user: string | null }>) => problems.map((p) => [p.line, p.user]);
@@ -169,7 +180,7 @@ describe('readHtpasswdFile', () => {
   });
 
   it('turns a missing file into one problem that says how to create it', async () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'htpasswd-')), 'absent');
+    const file = join(scratch(), 'absent');
     const { users, problems } = await readHtpasswdFile(file);
     expect(users.size).toBe(0);
     expect(problems).toEqual([{ file, line: 0, user: null, reason: expect.stringMatching(/does not exist.*htpasswd -c -B/) }]);
@@ -177,14 +188,14 @@ describe('readHtpasswdFile', () => {
   });
 
   it('turns a directory into one problem', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'htpasswd-'));
+    const dir = scratch();
     const { problems } = await readHtpasswdFile(dir);
     expect(problems).toEqual([{ file: dir, line: 0, user: null, reason: expect.stringMatching(/directory/) }]);
   });
 
   // (Permission errors cannot be produced here: tests run as root, which reads any file.)
   it('turns a directory given as the file into one problem saying so', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'htpasswd-'));
+    const dir = scratch();
     const { problems } = await readHtpasswdFile(dir);
     expect(problems).toEqual([{ file: dir, line: 0, user: null, reason: expect.stringMatching(/is a directory/) }]);
   });
