@@ -9,7 +9,7 @@ import type { PasswordHash } from './types.js';
 
 export { apr1, sha1Hash };
 
-const RECREATE = 're-create the entry with `registry-gateway htpasswd add <user>` or Apache\'s `htpasswd -B <file> <user>`';
+const RECREATE = 're-create the entry with `registry-gateway htpasswd add <user> --file <file>` or Apache\'s `htpasswd -B <file> <user>`';
 
 /**
  * The most SHA-crypt rounds accepted (passlib's defaults, 535,000 and 656,000, fit). One login at

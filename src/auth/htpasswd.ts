@@ -78,7 +78,7 @@ export async function readHtpasswdFile(file: string): Promise<ParsedHtpasswd> {
   try {
     bytes = await readFile(file);
   } catch (err) {
-    return { users: new Map(), problems: [{ file, line: 0, user: null, reason: unreadableReason(err) }] };
+    return { users: new Map(), problems: [{ file, line: 0, user: null, reason: unreadableReason(err, file) }] };
   }
   const { text, badLines } = decodeLines(bytes);
   const parsed = parseHtpasswd(text, file);
@@ -94,11 +94,24 @@ export async function readHtpasswdFile(file: string): Promise<ParsedHtpasswd> {
   return parsed;
 }
 
-function unreadableReason(err: unknown): string {
+/** A path as one shell word: quoted when it holds anything but the usual file-name characters. */
+function shellWord(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * How to add a user to `file` (which it creates when missing), with the project's own command;
+ * and the same under docker compose, where the gateway's service edits its mounted file.
+ */
+export function addUserHint(file: string): string {
+  return `\`registry-gateway htpasswd add <user> --file ${shellWord(file)}\` (under docker compose: \`docker compose run --rm gateway htpasswd add <user>\`)`;
+}
+
+function unreadableReason(err: unknown, file: string): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
     case 'ENOENT':
-      return 'the htpasswd file does not exist; create it with `htpasswd -c -B <file> <user>` or fix the path';
+      return `the htpasswd file does not exist; create it with ${addUserHint(file)}, or fix the path`;
     case 'EACCES':
     case 'EPERM':
       return 'the htpasswd file cannot be read (permission denied); make it readable by the user the gateway runs as';

@@ -11,7 +11,9 @@ export const HEALTHCHECK_USAGE = `Usage: registry-gateway healthcheck [--url URL
 
 Asks the gateway's own health endpoint and exits 0 when it answers 200, 1 otherwise.
 The default URL is https://127.0.0.1:PORT/readyz, PORT taken from GATEWAY_LISTEN (default 8443):
-ready means the gateway serves and its upstream registry answers.
+ready means the gateway serves and its upstream registry answers /v2/ with 200 (a registry
+asking for its own login is not ready: the gateway does authentication). When not ready, the
+reason /readyz gives is printed on standard error.
 The certificate is not verified: this checks a local listener, not its identity.
 
 Options:

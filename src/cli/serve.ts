@@ -6,6 +6,7 @@ import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
 import { receiveListeningSocket, reportListening, superviseWorkers, type Supervisor } from '../server/cluster.js';
 import { startGateway, type RunningGateway } from '../server/gateway.js';
+import { warnAboutUpstream } from '../server/health.js';
 import { loadGatewaySetup } from '../server/resources.js';
 import { answerMetricsRequests, gatherWorkerSamples } from '../metrics/cluster.js';
 import { startMetricsListener, type MetricsListener } from '../metrics/listener.js';
@@ -46,6 +47,8 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
     const gateway = await startGateway(setup, { logger: log, listening });
+    // One look at the upstream, in the background: a registry asking for its own login, or none answering yet.
+    if (cluster.isPrimary) void warnAboutUpstream(config.upstream, log);
     const metrics = await serveMetrics(config, gateway, log).catch(async (err: unknown) => {
       await gateway.close();
       throw err;

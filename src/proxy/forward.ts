@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { declaresBody, hasUnreadBody, type Routed } from '../registry/context.js';
 import { failure, type Failure } from '../registry/failure.js';
 import { sendRegistryError } from '../registry/answers.js';
-import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders, challengeScheme, unwritableHeader } from './headers.js';
 import { connectionTokens } from './hop-by-hop.js';
 import { MAX_ENTRY_BYTES, cacheableHeaders, changedRepository, manifestRequestKey, type CachedManifest, type ManifestCache, type ManifestKey, type Ticket } from './manifest-cache.js';
 import type { Reclaimer } from './reclaim.js';
@@ -282,6 +282,7 @@ function relayResponse(
 ): void {
   const status = upstreamRes.statusCode ?? 502;
   state.upstreamStatus = status;
+  if (status === 401) noteOwnLogin(upstreamRes, state, settings);
   const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
     ...settings.rewrite,
     status,
@@ -320,6 +321,27 @@ function relayResponse(
     res.destroy();
     req.destroy();
   });
+}
+
+/** How often at most the log says that the registry refused a request itself. */
+const OWN_LOGIN_WARNING_MS = 60_000;
+const ownLoginWarned = new WeakMap<ForwardSettings, number>();
+
+/**
+ * The gateway never passes credentials on, so a 401 from the upstream is the registry asking for
+ * a login of its own (an auth section in its config): every user then gets 401 whatever their
+ * password. The client sees the gateway's challenge; the log says whose refusal it was, at most
+ * once a minute per gateway (each request's access line has `upstreamStatus: 401`).
+ */
+function noteOwnLogin(upstreamRes: http.IncomingMessage, state: ForwardState, settings: ForwardSettings): void {
+  const now = Date.now();
+  const last = ownLoginWarned.get(settings);
+  if (last !== undefined && now - last < OWN_LOGIN_WARNING_MS) return;
+  ownLoginWarned.set(settings, now);
+  settings.log.warn(
+    { upstream: settings.upstream.origin, method: state.method, path: state.path, upstreamStatus: 401, challenge: challengeScheme(upstreamRes.headers['www-authenticate']) },
+    'the registry answered 401 itself: it has its own auth section; turn it off in the registry\'s config, the gateway does authentication',
+  );
 }
 
 /** Gathers a whole 200 manifest as it is relayed, and keeps it once complete; null when it is not worth keeping. */

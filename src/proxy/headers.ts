@@ -96,6 +96,15 @@ export function buildClientResponseHeaders(rawHeaders: readonly string[], ctx: R
 }
 
 /**
+ * The scheme of a WWW-Authenticate value (Basic, Bearer), and nothing else of it: its parameters
+ * may name an internal address (a token server's realm). Null when it names none.
+ */
+export function challengeScheme(value: string | readonly string[] | undefined): string | null {
+  const first = Array.isArray(value) ? value[0] : value;
+  return /^\s*([A-Za-z][A-Za-z0-9_-]{0,31})(?:\s|$)/.exec(typeof first === 'string' ? first : '')?.[1] ?? null;
+}
+
+/**
  * The first header Node would refuse to write (a CR, LF, NUL or other control byte in it), or null.
  * Checked before any of a response head is set, so a refused one leaves nothing half-written.
  */

@@ -5,6 +5,7 @@ import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
 import { watchAccess } from '../access/access-watch.js';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
+import { addUserHint } from '../auth/htpasswd.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
 import { createBasicScheme } from '../auth/basic-scheme.js';
 import { createLoginThrottle } from '../auth/throttle.js';
@@ -141,7 +142,10 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   server.on('checkContinue', handler);
   log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: setup.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
   if (setup.users.size === 0) {
-    log.warn({ htpasswd: config.htpasswdFile }, 'the htpasswd file has no users: every registry request will be refused; add one with `htpasswd -B`');
+    log.warn(
+      { htpasswd: config.htpasswdFile },
+      `the htpasswd file has no users: every registry request will be refused; add one with ${addUserHint(config.htpasswdFile)}; the gateway takes it up without a restart`,
+    );
   }
 
   const close = async (): Promise<void> => {

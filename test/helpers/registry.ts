@@ -17,6 +17,11 @@ export interface RegistryOptions {
   parentDir?: string;
   /** Turns on the registry's own htpasswd auth (realm "test") with this file, which must exist. */
   htpasswdFile?: string;
+  /**
+   * Turns on the registry's own token auth instead: it then challenges `Bearer realm="REALM"`, and
+   * trusts tokens signed under the certificates of `rootCertBundle` (a PEM file, which must exist).
+   */
+  tokenAuth?: { realm: string; rootCertBundle: string };
 }
 
 export interface TestRegistry {
@@ -102,7 +107,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
         throw new Error(`docker-registry stopped while starting (${exitInfo}); its log:\n${readLog()}`);
       }
       // With its own auth on, the registry is ready when it asks for credentials.
-      if ((await probe(`${url}/v2/`)) === (options.htpasswdFile === undefined ? 200 : 401)) return;
+      if ((await probe(`${url}/v2/`)) === (options.htpasswdFile === undefined && options.tokenAuth === undefined ? 200 : 401)) return;
       if (Date.now() > deadline) {
         await halt();
         throw new Error(`docker-registry did not answer GET ${url}/v2/ within ${STARTUP_TIMEOUT_MS} ms; its log:\n${readLog()}`);
@@ -163,7 +168,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   return registry;
 }
 
-function registryConfig(o: { port: number; storageDir: string; httpHost?: string; deleteEnabled?: boolean; htpasswdFile?: string }): string {
+function registryConfig(o: { port: number; storageDir: string } & Omit<RegistryOptions, 'parentDir'>): string {
   const lines = [
     'version: 0.1',
     'log:',
@@ -186,6 +191,9 @@ function registryConfig(o: { port: number; storageDir: string; httpHost?: string
   ];
   if (o.httpHost !== undefined) lines.push(`  host: ${JSON.stringify(o.httpHost)}`);
   if (o.htpasswdFile !== undefined) lines.push('auth:', '  htpasswd:', '    realm: test', `    path: ${JSON.stringify(o.htpasswdFile)}`);
+  else if (o.tokenAuth !== undefined) {
+    lines.push('auth:', '  token:', `    realm: ${JSON.stringify(o.tokenAuth.realm)}`, '    service: registry', '    issuer: test', `    rootcertbundle: ${JSON.stringify(o.tokenAuth.rootCertBundle)}`);
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -2,6 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestStack, type TestStack } from '../helpers/gateway.js';
 import { eventually } from '../helpers/wait.js';
+import { warnAboutUpstream } from '../../src/server/health.js';
+import { createLogger } from '../../src/server/logger.js';
 
 describe('health endpoints and paths outside /v2/', () => {
   let stack: TestStack;
@@ -31,6 +33,16 @@ describe('health endpoints and paths outside /v2/', () => {
     const res = await stack.request('/readyz', { auth: false });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text)).toEqual({ status: 'ready' });
+  });
+
+  it('says nothing about a registry without auth of its own, at start or when it answers', async () => {
+    const lines: string[] = [];
+    await warnAboutUpstream(new URL(stack.registry.url), createLogger('debug', { write: (chunk: string) => void lines.push(chunk) }));
+    expect(lines).toEqual([]);
+    expect((await stack.request('/v2/')).status).toBe(200);
+    expect((await stack.request('/v2/absent/app/tags/list')).status).toBe(404);
+    const about = stack.logLines().filter((l) => /own login|401 itself|not reachable/.test(String(l.msg)));
+    expect(about).toEqual([]);
   });
 
   // The registry itself answers 200 on `/`: a 404 here shows the gateway did not forward it.

@@ -35,7 +35,7 @@ describe('identifyHash on hashes written by Apache htpasswd', () => {
 describe('identifyHash refuses what it cannot verify, saying what it is', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['empty', '', /empty/],
-    ['nginx plain text', '{PLAIN}plain-text-pass', /^a plain-text password \(\{PLAIN\}\) is not supported; re-create the entry with `registry-gateway htpasswd add <user>` or Apache's `htpasswd -B <file> <user>`$/],
+    ['nginx plain text', '{PLAIN}plain-text-pass', /^a plain-text password \(\{PLAIN\}\) is not supported; re-create the entry with `registry-gateway htpasswd add <user> --file <file>` or Apache's `htpasswd -B <file> <user>`$/],
     ['locked SHA-512 crypt', '!$6$MSfGMFlrAPjgqKlA$PSn1r1oF5DjJDAQM0EXD0VKWsy2PvLMe3u0bMK3P3H30c4tZQbxtHDkrUWnyFpEzZB01B4LRqQjSfhxqaA9.d0', /locked/],
     ['MD5-crypt', '$1$lfKhmmCq$NYxzJK52gpAMOGgOpGBje.', /MD5-crypt \(\$1\$\)/],
     ['$2x$ bcrypt', '$2x$05$VnG67z.kg24GHTxe8a4siO6Ti0UeMixTzmfIQuyNmxd41kD3wjIGC', /\$2x\$/],

@@ -158,7 +158,7 @@ describe('formatHtpasswdProblem', () => {
     const text = 'alice:$2y$05$jWfUFwapbh2o4KPb41AQ.u2wW/ZAKo8k2vV9i7DEA/xg0yCZICg5G\n# x\nbob:$y$j9T$salt$abc\n';
     const { problems } = parseHtpasswd(text, './htpasswd');
     expect(problems.map(formatHtpasswdProblem)).toEqual([
-      './htpasswd:3: user "bob": yescrypt ($y$) is not supported; re-create the entry with `registry-gateway htpasswd add <user>` or Apache\'s `htpasswd -B <file> <user>`',
+      './htpasswd:3: user "bob": yescrypt ($y$) is not supported; re-create the entry with `registry-gateway htpasswd add <user> --file <file>` or Apache\'s `htpasswd -B <file> <user>`',
     ]);
   });
 
@@ -183,8 +183,14 @@ describe('readHtpasswdFile', () => {
     const file = join(scratch(), 'absent');
     const { users, problems } = await readHtpasswdFile(file);
     expect(users.size).toBe(0);
-    expect(problems).toEqual([{ file, line: 0, user: null, reason: expect.stringMatching(/does not exist.*htpasswd -c -B/) }]);
+    expect(problems).toEqual([{ file, line: 0, user: null, reason: `the htpasswd file does not exist; create it with \`registry-gateway htpasswd add <user> --file ${file}\` (under docker compose: \`docker compose run --rm gateway htpasswd add <user>\`), or fix the path` }]);
     expect(formatHtpasswdProblem(problems[0]!)).toMatch(new RegExp(`^${file}: `));
+  });
+
+  it('quotes a missing file\'s path for the shell when it needs it', async () => {
+    const file = join(scratch(), "my users's file");
+    const { problems } = await readHtpasswdFile(file);
+    expect(problems[0]!.reason).toContain(`\`registry-gateway htpasswd add <user> --file '${file.replace("'", "'\\''")}'\``);
   });
 
   it('turns a directory into one problem', async () => {
