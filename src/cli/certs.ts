@@ -2,12 +2,16 @@
 // certificate in use, and issue client certificates. Each subcommand returns the exit code.
 
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
-import { trustInstructions, writeCertificateSet, writeClientCertificate, writeServerCertificate } from '../tls/cert-files.js';
+import { clientPort } from '../config/load.js';
+import { parsePort, parsePublicUrl } from '../config/validate.js';
+import { trustInstructions, trustedNames, writeCertificateSet, writeClientCertificate, writeServerCertificate } from '../tls/cert-files.js';
 import { LEAF_DAYS, describeCertificate, normalizeServerNames } from '../tls/certificates.js';
 import { describeConstraints, parseCaDomains, readNameConstraints } from '../tls/name-constraints.js';
+import { certificateCheckLog, checkServerCertificate, day, namesClientsUse } from '../tls/renew.js';
 
 export const CERTS_USAGE = `Usage: registry-gateway certs <command> [options]
 
@@ -17,6 +21,9 @@ and client certificates for mutual TLS.
 Commands:
   init    make a CA and a server certificate (certs/ca.crt, ca.key, server.crt, server.key)
   server  issue a new server certificate from the CA made by init (new names, or renewal)
+  renew   re-issue the server certificate from the same CA when it lacks a name clients use or
+          expires within 30 days (what serve does by itself for a certificate it made)
+  trust   print again how to make Docker, podman, containerd and the system trust the CA
   show    describe the certificate the gateway serves, and warn when it expires soon
   client  issue a client certificate from the CA made by init
 
@@ -38,7 +45,9 @@ Options:
   --out DIR           where to write ca.crt, ca.key, server.crt, server.key (default: certs)
   --days N            validity of the server certificate in days (default: ${LEAF_DAYS})
   --port N            the port clients use, for the trust paths printed (default: 443)
-  --force             replace files that already exist
+  --force             replace files that already exist. This makes a NEW CA, which every client
+                      must trust again; for new names from the same CA (clients need no change),
+                      use certs renew or certs server instead
   -h, --help          show this help
 `;
 
@@ -57,6 +66,40 @@ Options:
   --days N      validity in days (default: ${LEAF_DAYS})
   --force       replace server.crt and server.key if they exist
   -h, --help    show this help
+`;
+
+const RENEW_USAGE = `Usage: registry-gateway certs renew [options]
+
+Re-issues DIR/server.crt from the CA beside it (DIR/ca.crt and ca.key), keeping every name it has
+and adding those clients use that it lacks (--public-url's host, --tls-san), when it lacks any or
+expires within 30 days; otherwise it changes nothing. Clients that trust the CA need no change,
+and a running gateway takes the new certificate up within seconds. serve does the same at start
+and once a day for a certificate it made itself. A name outside the CA's name constraints needs a
+new CA (certs init --force), which every client must trust again.
+
+Options:
+  --out DIR          the folder holding ca.crt, ca.key, server.crt and server.key (default: certs)
+  --public-url URL   the origin clients use, whose host the certificate must cover
+                     (default: $GATEWAY_PUBLIC_URL)
+  --tls-san NAME     a further name or address clients use (repeatable or comma-separated;
+                     default: $GATEWAY_TLS_SANS)
+  --days N           validity of a re-issued certificate in days (default: ${LEAF_DAYS})
+  -h, --help         show this help
+`;
+
+const TRUST_USAGE = `Usage: registry-gateway certs trust [options]
+
+Prints how to make Docker, podman, skopeo, containerd, Docker Desktop (macOS, Windows) and the
+system trust the CA in DIR, as a first start prints it: for --public-url's host and port when
+given, else for every name of DIR/server.crt on --published-port.
+
+Options:
+  --out DIR            the folder holding ca.crt and server.crt (default: certs)
+  --public-url URL     the origin clients use, e.g. https://registry.example.com:5443
+                       (default: $GATEWAY_PUBLIC_URL)
+  --published-port N   the port clients connect to when there is no --public-url
+                       (default: $GATEWAY_PUBLISHED_PORT, else 443); --port N is the same
+  -h, --help           show this help
 `;
 
 const SHOW_USAGE = `Usage: registry-gateway certs show [--cert FILE]
@@ -103,6 +146,10 @@ export async function certs(argv: string[], env: NodeJS.ProcessEnv = process.env
         return await init(rest);
       case 'server':
         return await server(rest);
+      case 'renew':
+        return await renew(rest, env);
+      case 'trust':
+        return await trust(rest, env);
       case 'show':
         return await show(rest, env);
       case 'client':
@@ -154,7 +201,8 @@ async function init(argv: string[]): Promise<number> {
   const dir = text(flags.out) ?? DEFAULT_DIR;
   const days = count('--days', text(flags.days), 36_500);
   const port = count('--port', text(flags.port), 65_535) ?? 443;
-  const files = await writeCertificateSet(dir, { hosts, ips, days, force: flags.force === true, caDomains: caDomains.domains });
+  const force = flags.force === true;
+  const files = await writeCertificateSet(dir, { hosts, ips, days, force, caDomains: caDomains.domains });
   const server = describeCertificate(await readFile(files.serverCert, 'utf8'));
   const column = Math.max(...Object.values(files).map((f) => f.length));
   const row = (file: string, what: string) => `  ${file.padEnd(column)}  ${what}\n`;
@@ -166,6 +214,10 @@ async function init(argv: string[]): Promise<number> {
       row(files.serverKey, 'the server private key (mode 0600)') +
       `The server certificate is valid until ${server.notAfter.toISOString()}.\n` +
       `The CA can sign only for ${limitsOf(await readFile(files.caCert, 'utf8'))}.\n` +
+      (force
+        ? `This is a NEW CA: every client that trusted the one it replaced must trust this one instead (below). To add names\n` +
+          `without a new CA, use registry-gateway certs renew or certs server with the CA you keep.\n`
+        : '') +
       serveHint(dir, files.serverCert, files.serverKey) +
       '\n' +
       trustInstructions(files.caCert, trustNames(hosts, ips), port),
@@ -244,7 +296,126 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (summary.notAfter.getTime() - now < WARN_DAYS * DAY_MS) {
     process.stdout.write(`WARNING: the certificate expires in ${plural(daysLeft, 'day')}, on ${summary.notAfter.toISOString()}; renew it before then\n`);
   }
+  if (!summary.isCa && (await issuedByCaBeside(file, pem))) {
+    const dir = dirname(file);
+    process.stdout.write(`Clients trust it through ${join(dir, 'ca.crt')}: registry-gateway certs trust${dir === DEFAULT_DIR ? '' : ` --out ${dir}`} prints how.\n`);
+  }
   return 0;
+}
+
+/** Whether the CA in the certificate's own folder (ca.crt) issued it. */
+async function issuedByCaBeside(file: string, pem: string): Promise<boolean> {
+  try {
+    const leaf = new X509Certificate(pem);
+    const ca = new X509Certificate(await readFile(join(dirname(file), 'ca.crt'), 'utf8'));
+    return ca.ca && leaf.checkIssued(ca) && leaf.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+async function renew(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const flags = parse('renew', argv, {
+    out: { type: 'string' },
+    'public-url': { type: 'string' },
+    'tls-san': { type: 'string', multiple: true },
+    days: { type: 'string' },
+  });
+  if (flags.help === true) return help(RENEW_USAGE);
+  const dir = text(flags.out) ?? DEFAULT_DIR;
+  const days = count('--days', text(flags.days), 36_500);
+  const publicUrl = publicUrlOf(flags, env);
+  const sanFlags = strings(flags['tls-san']);
+  const sans = sanFlags.length > 0 ? { value: sanFlags.join(','), source: '--tls-san' } : { value: env.GATEWAY_TLS_SANS ?? '', source: 'GATEWAY_TLS_SANS' };
+  const { names, problems } = namesClientsUse({
+    publicUrl: publicUrl.url,
+    publicUrlSource: publicUrl.source,
+    extraSans: sans.value.split(',').map((n) => n.trim()).filter((n) => n !== ''),
+    extraSansSource: sans.source,
+  });
+  if (problems.length > 0) throw new GatewayError('USAGE', problems.join('; '));
+  const certFile = join(dir, 'server.crt');
+  await readCertificate(certFile, '--out', `make one with registry-gateway certs server --out ${dir} (from the CA there) or certs init (a new CA), or give --out DIR`);
+  const check = await checkServerCertificate({
+    certFile,
+    keyFile: join(dir, 'server.key'),
+    managed: true,
+    wanted: names,
+    days,
+    port: publicUrl.url === null ? undefined : clientPort(publicUrl.url, null, 443),
+  });
+  const wanted = [...names.hosts, ...names.ips];
+  switch (check?.kind) {
+    case undefined:
+      throw new GatewayError('CERT_UNREADABLE', `${certFile} holds no certificate that can be read; make one with registry-gateway certs server --out ${dir}`);
+    case 'current': {
+      const left = Math.ceil((check.notAfter.getTime() - Date.now()) / DAY_MS);
+      process.stdout.write(`nothing to do: ${certFile} covers ${(wanted.length > 0 ? wanted : check.names).join(', ')}, and expires on ${day(check.notAfter)} (${plural(left, 'day')} from now)\n`);
+      return 0;
+    }
+    case 'renewed':
+      process.stdout.write(
+        `Re-issued ${certFile} from the CA in ${check.caFile}: ${[check.added.length > 0 ? `added ${check.added.join(', ')}` : null, check.expiring !== null ? `it was due to expire on ${day(check.expiring)}` : null].filter((r) => r !== null).join('; ')}.\n` +
+          `It covers ${check.names.join(', ')} and is valid until ${day(check.notAfter)}.\n` +
+          `Clients that trust ${check.caFile} accept it as they are; a running gateway serving these files takes it up within seconds.\n` +
+          (check.added.length > 0 ? `For the trust paths of a new name (certs.d/NAME:PORT), run: registry-gateway certs trust${dir === DEFAULT_DIR ? '' : ` --out ${dir}`}\n` : ''),
+      );
+      return 0;
+    case 'new-ca-needed':
+      throw new GatewayError('CA_UNUSABLE', certificateCheckLog(check)!.message);
+    case 'ca-key-missing':
+      throw new GatewayError('CA_MISSING', certificateCheckLog(check)!.message);
+    case 'not-ours':
+      throw new GatewayError('CA_MISSING', `${certFile} was not issued by the CA in ${dir} (${check.why}), so certs renew leaves it alone; issue one from that CA with registry-gateway certs server --out ${dir} --host NAME --ip ADDR`);
+  }
+}
+
+async function trust(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const flags = parse('trust', argv, {
+    out: { type: 'string' },
+    'public-url': { type: 'string' },
+    'published-port': { type: 'string' },
+    port: { type: 'string' },
+  });
+  if (flags.help === true) return help(TRUST_USAGE);
+  const dir = text(flags.out) ?? DEFAULT_DIR;
+  const caFile = join(dir, 'ca.crt');
+  await readCertificate(caFile, '--out', 'make a CA with registry-gateway certs init, or give --out DIR: the folder holding ca.crt');
+  const publicUrl = publicUrlOf(flags, env);
+  const [portText, portSource] =
+    text(flags['published-port']) !== undefined
+      ? [text(flags['published-port']), '--published-port']
+      : text(flags.port) !== undefined
+        ? [text(flags.port), '--port']
+        : [env.GATEWAY_PUBLISHED_PORT || undefined, 'GATEWAY_PUBLISHED_PORT'];
+  let publishedPort: number | null = null;
+  if (portText !== undefined) {
+    const parsed = parsePort(portText);
+    if (!parsed.ok) throw new GatewayError('USAGE', `${portSource}: ${parsed.problem}`);
+    publishedPort = parsed.value;
+  }
+  let names: string[] = [];
+  if (publicUrl.url === null) {
+    const serverCert = join(dir, 'server.crt');
+    const pem = await readFile(serverCert, 'utf8').catch(() => {
+      throw new GatewayError('CERT_UNREADABLE', `${serverCert} cannot be read, so the names clients use are unknown; give them with --public-url URL`);
+    });
+    names = describeCertificate(pem)
+      .sans.filter((san) => san.startsWith('DNS:') || san.startsWith('IP:'))
+      .map((san) => san.slice(san.indexOf(':') + 1));
+  }
+  process.stdout.write(trustInstructions(caFile, trustedNames(publicUrl.url, names), clientPort(publicUrl.url, publishedPort, 443)));
+  return 0;
+}
+
+/** --public-url, else GATEWAY_PUBLIC_URL, checked as serve checks it. */
+function publicUrlOf(flags: Values, env: NodeJS.ProcessEnv): { url: URL | null; source: string } {
+  const flag = text(flags['public-url']);
+  const [value, source] = flag !== undefined ? [flag, '--public-url'] : [env.GATEWAY_PUBLIC_URL || undefined, 'GATEWAY_PUBLIC_URL'];
+  if (value === undefined) return { url: null, source };
+  const parsed = parsePublicUrl(value);
+  if (!parsed.ok) throw new GatewayError('USAGE', `${source}: ${parsed.problem}`);
+  return { url: parsed.value, source };
 }
 
 /** A CA's name constraints in words; a CA made before they existed says how to get them. */
@@ -267,12 +438,12 @@ function certSource(flag: string | undefined, env: NodeJS.ProcessEnv): [string, 
   return [join(DEFAULT_DIR, 'server.crt'), 'default'];
 }
 
-async function readCertificate(file: string, source: string): Promise<string> {
+async function readCertificate(file: string, source: string, whenMissing = 'make one with registry-gateway certs init, or give --cert FILE'): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist; make one with registry-gateway certs init, or give --cert FILE' : `cannot be read (${code ?? String(err)})`;
+    const why = code === 'ENOENT' ? `does not exist; ${whenMissing}` : `cannot be read (${code ?? String(err)})`;
     throw new GatewayError('CERT_UNREADABLE', `${file} (${source}) ${why}`, { cause: err });
   }
 }

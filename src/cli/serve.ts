@@ -15,6 +15,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../server/logger.js';
 import { exposedKeyMode } from '../tls/load.js';
 import { createLogger } from '../server/logger.js';
+import { certificateCheckLog, scheduleCertificateChecks, type CertificateCheck } from '../tls/renew.js';
 
 export const SERVE_USAGE = `Usage: registry-gateway serve [options]
 
@@ -37,8 +38,11 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     const log = createLogger(config.logLevel);
     if (setup.tls.generated && cluster.isPrimary) {
       const { caFile, hosts, ips, instructions } = setup.tls.generated;
-      log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile}; clients must trust that CA:\n${instructions}`);
+      // Plain text where people read it (a JSON log line would show one string of \n escapes).
+      process.stderr.write(`\nregistry-gateway: no certificate was found at ${config.tls.certFile}, so one was made, signed by a new CA (${caFile}).\n\n${instructions}\n`);
+      log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile} that clients must trust: how was printed to stderr, and registry-gateway certs trust prints it again`);
     }
+    if (cluster.isPrimary) logCertificateCheck(log, setup.tls.check);
     const keyMode = cluster.isPrimary ? exposedKeyMode(config.tls.keyFile) : null;
     if (keyMode !== null) {
       log.warn({ key: config.tls.keyFile, mode: keyMode }, `the private key ${config.tls.keyFile} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${config.tls.keyFile}`);
@@ -49,6 +53,17 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     const gateway = await startGateway(setup, { logger: log, listening });
     // One look at the upstream, in the background: a registry asking for its own login, or none answering yet.
     if (cluster.isPrimary) void warnAboutUpstream(config.upstream, log);
+    // Once a day the primary looks again: a certificate the gateway made is re-issued before it expires.
+    const { recheck } = setup.tls;
+    const stopCertificateChecks =
+      cluster.isPrimary && recheck !== null
+        ? scheduleCertificateChecks(() =>
+            recheck().then(
+              (check) => logCertificateCheck(log, check),
+              (err: unknown) => log.warn({ cert: config.tls.certFile }, `re-issuing ${config.tls.certFile} failed (${(err as Error).message}); it is served as it is, and tried again tomorrow`),
+            ),
+          )
+        : null;
     const metrics = await serveMetrics(config, gateway, log).catch(async (err: unknown) => {
       await gateway.close();
       throw err;
@@ -70,6 +85,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     });
     log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
     process.off('SIGHUP', onHangup);
+    stopCertificateChecks?.();
     await Promise.all([gateway.close(), workers?.stop(), metrics?.close()]);
     log.info('stopped');
     log.flush();
@@ -100,4 +116,10 @@ async function serveMetrics(config: Config, gateway: RunningGateway, log: Logger
     return metrics.render(mergeSamples([own, ...others]));
   };
   return startMetricsListener(config.metricsListen, render, log);
+}
+
+/** What a look at the certificate found, in one line (nothing when all is well). */
+function logCertificateCheck(log: Logger, check: CertificateCheck | null): void {
+  const line = certificateCheckLog(check);
+  if (line !== null) log[line.level](line.fields, line.message);
 }

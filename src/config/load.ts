@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { GatewayError } from '../errors.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
-import type { AutoCertificateSettings, ConfigFiles, FileOption, ParsedConfig } from './types.js';
+import type { AutoCertificateSettings, ClientAddress, ConfigFiles, FileOption, ParsedConfig } from './types.js';
 import {
   parseListen,
   parseLogLevel,
@@ -18,6 +18,7 @@ import {
   parseWorkers,
   parseCount,
   parseCaDomainList,
+  parsePort,
   type Parsed,
 } from './validate.js';
 
@@ -30,6 +31,16 @@ const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
 /** Whether two listen addresses would collide: same port on the same or an any-address host. */
 function sharesPort(a: { host: string; port: number }, b: { host: string; port: number }): boolean {
   return a.port === b.port && a.port !== 0 && (a.host === b.host || ANY_ADDRESS.has(a.host) || ANY_ADDRESS.has(b.host));
+}
+
+/**
+ * The port clients connect to, as the trust instructions name it (`certs.d/HOST:PORT`): the
+ * --public-url's (443 for an https URL without one), else --published-port (a container's
+ * published port), else the port the gateway listens on.
+ */
+export function clientPort(publicUrl: URL | null, publishedPort: number | null, listenPort: number): number {
+  if (publicUrl !== null) return Number(publicUrl.port || 443);
+  return publishedPort ?? listenPort;
 }
 
 /** Parse the command line of `serve`; unknown flags are a usage error naming the flag. */
@@ -67,6 +78,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
   const upstream = take('upstream', parseUpstream);
   const realm = take('realm', parseRealm);
   const publicUrl = take('public-url', parsePublicUrl);
+  const publishedPort = take('published-port', parsePort);
   const logLevel = take('log-level', parseLogLevel);
   const metricsListen = take('metrics-listen', parseListen);
   if (listen && metricsListen && sharesPort(listen, metricsListen)) {
@@ -88,12 +100,19 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
   // Both certificate paths left at their defaults: start-up makes a CA and certificate there when
   // neither exists. A bad --ca-domain must not leave a CA on disk made without it.
   const caDomainsOk = values['ca-domain'].value === null || caDomains !== null;
+  const clientAddress: ClientAddress = Object.freeze({
+    publicUrl,
+    publicUrlSource: label('public-url'),
+    extraSans: Object.freeze((values['tls-san'].value ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '')),
+    extraSansSource: label('tls-san'),
+    port: clientPort(publicUrl, publishedPort, listen?.port ?? 8443),
+  });
   const autoCertificate: AutoCertificateSettings | null =
     values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk
       ? Object.freeze({
           publicUrl,
-          extraSans: Object.freeze((values['tls-san'].value ?? '').split(',')),
-          port: publicUrl ? Number(publicUrl.port || 443) : (listen?.port ?? 8443),
+          extraSans: clientAddress.extraSans,
+          port: clientAddress.port,
           caDomains: Object.freeze(caDomains ?? []),
         })
       : null;
@@ -102,6 +121,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     key: fileOption('tls-key')!,
     clientCa: fileOption('tls-client-ca'),
     autoCertificate,
+    clientAddress,
     htpasswd: fileOption('htpasswd')!,
     access: fileOption('access'),
   });
@@ -125,6 +145,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     access: files.access === null ? null : Object.freeze({ file: files.access.file }),
     loginThrottle: Object.freeze({ freeFailures, maxDelayMs }),
     publicUrl,
+    publishedPort,
     logLevel,
     metricsListen: metricsListen && Object.freeze(metricsListen),
     maxConnections,

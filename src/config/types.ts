@@ -46,6 +46,8 @@ export interface Config {
   };
   /** Origin clients use (`https://registry.example.com`), or null: rewritten URLs are then relative. */
   readonly publicUrl: URL | null;
+  /** The port clients reach the gateway on when it is not the listen port (a container's published port), or null. */
+  readonly publishedPort: number | null;
   readonly logLevel: LogLevel;
   /** Where /metrics is served (plain HTTP), or null: metrics off. */
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
@@ -63,10 +65,25 @@ export interface AutoCertificateSettings {
   readonly publicUrl: URL | null;
   /** `--tls-san` entries as given: names and addresses (checked when the certificate is made). */
   readonly extraSans: readonly string[];
-  /** The port clients use, for the trust paths (`certs.d/HOST:PORT`). */
+  /** The port clients use, for the trust paths (`certs.d/HOST:PORT`): see ClientAddress.port. */
   readonly port: number;
   /** `--ca-domain` suffixes (checked) the new CA may sign for besides the certificate's names. */
   readonly caDomains: readonly string[];
+}
+
+/**
+ * How clients reach the gateway: the names its certificate must cover (--public-url's host and the
+ * --tls-san entries) and the port they connect to, which the trust instructions name.
+ */
+export interface ClientAddress {
+  readonly publicUrl: URL | null;
+  /** How a problem names --public-url: `--public-url`, `GATEWAY_PUBLIC_URL` or both. */
+  readonly publicUrlSource: string;
+  /** `--tls-san` entries, trimmed, empty ones left out (checked by start-up, which names the option). */
+  readonly extraSans: readonly string[];
+  readonly extraSansSource: string;
+  /** --public-url's port (443 when it has none), else --published-port, else the listen port. */
+  readonly port: number;
 }
 
 /** A file option: its path, and how a problem with it names the option (flag, variable, or both). */
@@ -82,6 +99,8 @@ export interface ConfigFiles {
   readonly clientCa: FileOption | null;
   /** As Config.tls.autoCertificate. */
   readonly autoCertificate: AutoCertificateSettings | null;
+  /** The names and port clients use, which the certificate must cover. */
+  readonly clientAddress: ClientAddress;
   readonly htpasswd: FileOption;
   readonly access: FileOption | null;
 }

@@ -18,6 +18,17 @@ export function parseListen(text: string): Parsed<{ host: string; port: number }
   return ok({ host: match[1] ?? match[2]!, port });
 }
 
+/**
+ * A TCP port clients connect to: a whole number from 1 to 65535. A host address before it
+ * (`127.0.0.1:443`, as a compose file's published port may be written) is allowed and left out.
+ */
+export function parsePort(text: string): Parsed<number> {
+  const match = /^(?:(?:\[[0-9a-fA-F:.]+\]|[^:[\]]+):)?(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[1]);
+  if (match === null || port < 1 || port > 65535) return bad(`"${text}" is not a port; give a whole number from 1 to 65535, e.g. 443`);
+  return ok(port);
+}
+
 function parseUrl(text: string): URL | null {
   try {
     return new URL(text.trim());

@@ -2,6 +2,7 @@
 // (certificates by tls/, users by auth/, the access file by access/). Every problem, of an option
 // or of a file, is reported at once, each naming its flag or variable, before anything listens.
 
+import cluster from 'node:cluster';
 import type { AccessPolicy } from '../access/policy.js';
 import { formatAccessProblem, readAccessFile } from '../access/policy.js';
 import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
@@ -11,6 +12,7 @@ import type { Config, ConfigFiles } from '../config/types.js';
 import { openAutoCertificate, type GeneratedCertificate } from '../tls/auto.js';
 import { openCertificateFiles } from '../tls/file-source.js';
 import { loadClientCa, unconstrainedCaWarning } from '../tls/load.js';
+import { checkServerCertificate, namesClientsUse, type CertificateCheck } from '../tls/renew.js';
 import type { CertificateSource } from '../tls/source.js';
 
 /** What the gateway starts from: the configuration and what its files held at start-up. */
@@ -29,33 +31,69 @@ export interface GatewaySetup {
     readonly generated: GeneratedCertificate | null;
     /** One-line warnings about the certificate in use, for the primary process to log at start. */
     readonly warnings: readonly string[];
+    /**
+     * The certificate against the names clients use, as the primary process found it at start
+     * (re-issued, or why not); null when it did not look (a worker, or the certificate was just made).
+     */
+    readonly check: CertificateCheck | null;
+    /** Looks again, re-issuing when due (a running gateway's primary does once a day); null when the certificate is not the gateway's. */
+    readonly recheck: ((now?: Date) => Promise<CertificateCheck | null>) | null;
   };
 }
 
 /** Flags and environment, then the files they name; throws CONFIG_INVALID (exit 2) with every problem. */
-export async function loadGatewaySetup(argv: string[], env: Readonly<Record<string, string | undefined>>, now = new Date()): Promise<GatewaySetup> {
+export async function loadGatewaySetup(
+  argv: string[],
+  env: Readonly<Record<string, string | undefined>>,
+  now = new Date(),
+  options: { readonly primary?: boolean } = {},
+): Promise<GatewaySetup> {
   const parsed = parseConfig(argv, env);
   const problems = [...parsed.problems];
-  const files = await readConfigFiles(parsed.files, now);
+  const files = await readConfigFiles(parsed.files, now, { configOk: parsed.config !== null, primary: options.primary ?? cluster.isPrimary });
   problems.push(...files.problems);
   if (problems.length > 0 || parsed.config === null || files.setup === null) throw invalidConfiguration(problems);
   return Object.freeze({ config: parsed.config, ...files.setup });
 }
 
-/** Reads every file the configuration names, in a fixed order, gathering their problems. */
-async function readConfigFiles(files: ConfigFiles, now: Date): Promise<{ setup: Omit<GatewaySetup, 'config'> | null; problems: string[] }> {
-  const problems: string[] = [];
-
-  const certificates = files.autoCertificate === null ? { ...(await openCertificateFiles(files, now)), generated: null } : await openAutoCertificate(files, files.autoCertificate, now);
-  problems.push(...certificates.problems);
+/**
+ * Reads every file the configuration names, gathering their problems in a fixed order. The
+ * certificate comes last: it is made, or re-issued, only when nothing else stops the start.
+ */
+async function readConfigFiles(
+  files: ConfigFiles,
+  now: Date,
+  options: { readonly configOk: boolean; readonly primary: boolean },
+): Promise<{ setup: Omit<GatewaySetup, 'config'> | null; problems: string[] }> {
+  const wanted = namesClientsUse(files.clientAddress);
   const clientCa = files.clientCa === null ? null : await loadClientCa(files.clientCa.file, files.clientCa.source);
-  problems.push(...(clientCa?.problems ?? []));
-
   const htpasswd = await readHtpasswdFile(files.htpasswd.file);
-  problems.push(...htpasswd.problems.map((p) => `${files.htpasswd.source}: ${formatHtpasswdProblem(p)}`));
   const access = files.access === null ? null : await readAccessFile(files.access.file);
-  problems.push(...(access?.problems ?? []).map((p) => `${files.access!.source}: ${formatAccessProblem(p)}`));
+  const others = [
+    ...(clientCa?.problems ?? []),
+    ...htpasswd.problems.map((p) => `${files.htpasswd.source}: ${formatHtpasswdProblem(p)}`),
+    ...(access?.problems ?? []).map((p) => `${files.access!.source}: ${formatAccessProblem(p)}`),
+  ];
+  const startable = options.configOk && wanted.problems.length === 0 && others.length === 0;
+  // One process looks at the certificate against the names clients use: the primary, before any worker starts.
+  const looks = startable && options.primary;
+  const input = {
+    certFile: files.cert.file,
+    keyFile: files.key.file,
+    managed: files.autoCertificate !== null,
+    wanted: wanted.names,
+    port: files.clientAddress.port,
+    caDomains: files.autoCertificate?.caDomains ?? [],
+  };
 
+  let certificates: { source: CertificateSource | null; problems: readonly string[]; generated: GeneratedCertificate | null; check: CertificateCheck | null; warnings: readonly string[] };
+  if (files.autoCertificate === null) {
+    const opened = await openCertificateFiles(files, now);
+    certificates = { ...opened, generated: null, check: looks && opened.source !== null ? await checkServerCertificate(input, now) : null, warnings: [] };
+  } else {
+    certificates = await openAutoCertificate(files, files.autoCertificate, now, { make: startable, renew: looks ? input : null });
+  }
+  const problems = [...wanted.problems, ...certificates.problems, ...others];
   const source = certificates.source;
   if (problems.length > 0 || source === null) return { setup: null, problems };
   return {
@@ -66,7 +104,9 @@ async function readConfigFiles(files: ConfigFiles, now: Date): Promise<{ setup: 
         certificates: source,
         clientCa: clientCa?.pem ?? null,
         generated: certificates.generated,
-        warnings: Object.freeze([unconstrainedCaWarning(source.current().cert, files.cert.file)].filter((w): w is string => w !== null)),
+        warnings: Object.freeze([...certificates.warnings, unconstrainedCaWarning(source.current().cert, files.cert.file)].filter((w): w is string => w !== null)),
+        check: certificates.check,
+        recheck: files.autoCertificate !== null && options.primary ? (at: Date = new Date()) => checkServerCertificate(input, at) : null,
       }),
     },
     problems,

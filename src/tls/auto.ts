@@ -10,9 +10,10 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { AutoCertificateSettings, FileOption } from '../config/types.js';
 import { GatewayError } from '../errors.js';
-import { trustInstructions, writeCertificateSet } from './cert-files.js';
+import { trustInstructions, trustedNames, writeCertificateSet } from './cert-files.js';
 import { normalizeServerNames } from './certificates.js';
 import { openCertificateFiles, type OpenedCertificates } from './file-source.js';
+import { checkServerCertificate, type CertificateCheck, type CertificateCheckInput } from './renew.js';
 
 export interface GeneratedCertificate {
   readonly caFile: string;
@@ -80,7 +81,7 @@ export async function makeDefaultCertificateIfMissing(input: AutoCertificateInpu
   await refuseLoneCa(dir, caFile);
   const { hosts, ips } = autoCertificateNames(input.publicUrl, input.extraSans);
   await writeCertificateSet(dir, { hosts, ips, caDomains: input.caDomains ?? [] });
-  return { caFile, hosts, ips, instructions: trustInstructions(caFile, [...hosts, ...ips], input.port) };
+  return { caFile, hosts, ips, instructions: trustInstructions(caFile, trustedNames(input.publicUrl, [...hosts, ...ips]), input.port) };
 }
 
 /**
@@ -91,14 +92,31 @@ export async function openAutoCertificate(
   files: { readonly cert: FileOption; readonly key: FileOption },
   settings: AutoCertificateSettings,
   now = new Date(),
-): Promise<OpenedCertificates & { readonly generated: GeneratedCertificate | null }> {
+  options: { readonly make?: boolean; readonly renew?: CertificateCheckInput | null } = {},
+): Promise<OpenedCertificates & { readonly generated: GeneratedCertificate | null; readonly check: CertificateCheck | null; readonly warnings: readonly string[] }> {
   const problems: string[] = [];
+  const warnings: string[] = [];
   let generated: GeneratedCertificate | null = null;
-  try {
-    generated = await makeDefaultCertificateIfMissing({ ...settings, certFile: files.cert.file, keyFile: files.key.file });
-  } catch (err) {
-    problems.push(`${files.cert.source}: no certificate at ${files.cert.file}, and making one failed: ${(err as Error).message}`);
+  let check: CertificateCheck | null = null;
+  if (options.make === false) {
+    // Another problem stops this start: nothing is made (nor a folder left behind), and files
+    // that are not there yet are no problem, since the next good start makes them.
+    if (!(await exists(files.cert.file)) && !(await exists(files.key.file))) return { source: null, generated, check, warnings, problems };
+  } else {
+    try {
+      generated = await makeDefaultCertificateIfMissing({ ...settings, certFile: files.cert.file, keyFile: files.key.file });
+    } catch (err) {
+      problems.push(`${files.cert.source}: no certificate at ${files.cert.file}, and making one failed: ${(err as Error).message}`);
+    }
+  }
+  // Before the files are opened, so that a certificate re-issued now is the one served.
+  if (generated === null && problems.length === 0 && options.renew) {
+    try {
+      check = await checkServerCertificate(options.renew, now);
+    } catch (err) {
+      warnings.push(`${files.cert.file} was due to be re-issued from its CA, which failed (${(err as Error).message}); it is served as it is`);
+    }
   }
   const opened = await openCertificateFiles(files, now);
-  return { source: opened.source, generated, problems: [...problems, ...opened.problems] };
+  return { source: opened.source, generated, check, warnings, problems: [...problems, ...opened.problems] };
 }

@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { chmod, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import { GatewayError } from '../errors.js';
@@ -46,13 +46,19 @@ export async function writeCertificateSet(dir: string, options: CertificateSetOp
   // server's, and must not be a key to every other site for the machines that trust it.
   const ca = createCa({ days: Math.max(CA_DAYS, options.days ?? 0), constraints: constraintsFor(names, options.caDomains ?? []) });
   const server = createServerCertificate(ca, { hosts: options.hosts, ips: options.ips, days: options.days });
-  await ensureDir(dir);
-  await writeAll([
-    { file: files.caKey, text: ca.key, mode: KEY_MODE },
-    { file: files.caCert, text: ca.cert, mode: CERT_MODE },
-    { file: files.serverKey, text: server.key, mode: KEY_MODE },
-    { file: files.serverCert, text: server.cert, mode: CERT_MODE },
-  ]);
+  const made = await ensureDir(dir);
+  try {
+    await writeAll([
+      { file: files.caKey, text: ca.key, mode: KEY_MODE },
+      { file: files.caCert, text: ca.cert, mode: CERT_MODE },
+      { file: files.serverKey, text: server.key, mode: KEY_MODE },
+      { file: files.serverCert, text: server.cert, mode: CERT_MODE },
+    ]);
+  } catch (err) {
+    // A folder made for these files and left empty would only puzzle the next start.
+    if (made) await rmdir(dir).catch(() => undefined);
+    throw err;
+  }
   return files;
 }
 
@@ -114,8 +120,15 @@ export function trustInstructions(caFile: string, names: string[], port: number)
     'podman, skopeo, buildah, CRI-O:',
     ...install('/etc/containers/certs.d'),
     '',
+    'Rootless podman, skopeo and buildah also read ~/.config/containers/certs.d/ADDRESS/ca.crt, no sudo needed.',
+    '',
     'containerd (ctr --hosts-dir, nerdctl, and the CRI plugin when config_path is /etc/containerd/certs.d):',
     ...install('/etc/containerd/certs.d'),
+    '',
+    `Docker Desktop on macOS: sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain ${basename(caFile)}`,
+    '  (in the folder you copied it to), then restart Docker Desktop.',
+    `Docker Desktop on Windows, in PowerShell as administrator: Import-Certificate -FilePath ${basename(caFile)} -CertStoreLocation Cert:\\LocalMachine\\Root`,
+    '  (in the folder you copied it to), then restart Docker Desktop.',
     '',
     'Only if other programs must reach the registry too: the system store. Then every TLS client on the machine',
     `(curl, browsers, package managers; dockerd after a restart) trusts certificates this CA signs, ${constraintNote(caFile)}`,
@@ -134,6 +147,15 @@ export function trustInstructions(caFile: string, names: string[], port: number)
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The names the trust instructions give, for certs.d/NAME:PORT: the --public-url host alone when
+ * there is one (inside a container, the machine's own name is the container's id, which no client
+ * uses), else every name of the certificate.
+ */
+export function trustedNames(publicUrl: URL | null, certificateNames: readonly string[]): string[] {
+  return publicUrl === null ? [...certificateNames] : [publicUrl.hostname.replace(/^\[|\]$/g, '').toLowerCase()];
+}
+
 /** What the CA's name constraints limit that trust to, read back from the CA file as written. */
 function constraintNote(caFile: string): string {
   let limits: string | null = null;
@@ -147,7 +169,7 @@ function constraintNote(caFile: string): string {
 }
 
 /** What clients write before the image path: no port for 443, IPv6 in brackets. */
-function registryAddress(name: string, port: number): string {
+export function registryAddress(name: string, port: number): string {
   const host = isIP(name) === 6 ? `[${name}]` : name;
   return port === 443 ? host : `${host}:${port}`;
 }
@@ -157,7 +179,7 @@ function isLoopback(name: string): boolean {
 }
 
 /** Quoted for a POSIX shell when it holds anything beyond a plain path (`[::1]` would be a glob). */
-function shellWord(text: string): string {
+export function shellWord(text: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -221,10 +243,12 @@ async function existsAt(file: string): Promise<boolean> {
   }
 }
 
-async function ensureDir(dir: string): Promise<void> {
+/** Makes dir (0700) when missing; whether it was made here. */
+async function ensureDir(dir: string): Promise<boolean> {
   const created = await mkdir(dir, { recursive: true, mode: DIR_MODE });
   // The umask applies to mkdir's mode; set it exactly on the folder we made (an existing one is left alone).
   if (created !== undefined) await chmod(dir, DIR_MODE);
+  return created !== undefined;
 }
 
 interface PendingFile {

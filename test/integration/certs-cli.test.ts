@@ -210,9 +210,12 @@ describe('certs init over existing files', () => {
 
   test('replaces everything with --force: a new CA, and a server certificate that verifies against it', async () => {
     const dir = freshDir();
-    await initOk(dir, '--host', 'registry.example.com');
+    const first = await initOk(dir, '--host', 'registry.example.com');
+    expect(first.stdout).not.toContain('NEW CA');
     const before = snapshot(dir);
-    await initOk(dir, '--host', 'other.example.com', '--force');
+    const forced = await initOk(dir, '--host', 'other.example.com', '--force');
+    expect(forced.stdout).toContain('This is a NEW CA: every client that trusted the one it replaced must trust this one instead');
+    expect(forced.stdout).toContain('registry-gateway certs renew or certs server');
     const after = snapshot(dir);
     for (const name of ['ca.crt', 'ca.key', 'server.crt', 'server.key']) expect(after[name]).not.toBe(before[name]);
     expect(mode(join(dir, 'server.key'))).toBe(0o600);
@@ -372,6 +375,156 @@ describe('certs show', () => {
   });
 });
 
+describe('certs renew', () => {
+  test('with nothing to do says so, naming what the certificate covers and when it ends, and changes nothing', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com', '--ip', '10.0.0.5');
+    const before = snapshot(dir);
+    const result = await runCerts(['renew', '--out', dir, '--tls-san', '10.0.0.5'], { GATEWAY_PUBLIC_URL: 'https://registry.example.com:5443' });
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(new RegExp(`^nothing to do: ${join(dir, 'server.crt')} covers registry\\.example\\.com, 10\\.0\\.0\\.5, and expires on \\d{4}-\\d\\d-\\d\\d \\(825 days from now\\)\\n$`));
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test('adds the names clients use from the same CA, keeping the old ones (flags, and GATEWAY_PUBLIC_URL/GATEWAY_TLS_SANS)', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com', '--ip', '10.0.0.5');
+    const before = snapshot(dir);
+    const result = await runCerts(['renew', '--out', dir, '--tls-san', 'eu.registry.example.com', '--days', '90'], { GATEWAY_TLS_SANS: 'ignored.example.org' });
+    expect(result, result.stderr).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toContain(`Re-issued ${join(dir, 'server.crt')} from the CA in ${join(dir, 'ca.crt')}: added eu.registry.example.com.`);
+    expect(result.stdout).toContain('It covers registry.example.com, eu.registry.example.com, 10.0.0.5 and is valid until');
+    expect(result.stdout).toContain(`registry-gateway certs trust --out ${dir}`);
+    const after = snapshot(dir);
+    expect(after['ca.crt']).toBe(before['ca.crt']);
+    expect(after['ca.key']).toBe(before['ca.key']);
+    expect(mode(join(dir, 'server.key'))).toBe(0o600);
+    const leaf = firstCert(join(dir, 'server.crt'));
+    for (const check of [['-verify_hostname', 'eu.registry.example.com'], ['-verify_hostname', 'registry.example.com'], ['-verify_ip', '10.0.0.5']]) {
+      await runOk(openssl, ['verify', '-CAfile', join(dir, 'ca.crt'), ...check, leaf]);
+    }
+    expect(await x509Text(join(dir, 'server.crt'))).toMatch(/Not After : .*\n/);
+    const fromEnv = await runCerts(['renew', '--out', dir], { GATEWAY_PUBLIC_URL: 'https://www.registry.example.com', GATEWAY_TLS_SANS: 'ci.registry.example.com, 10.0.0.5' });
+    expect(fromEnv, fromEnv.stderr).toMatchObject({ code: 0, stderr: '' });
+    expect(fromEnv.stdout).toContain('added www.registry.example.com, ci.registry.example.com.');
+    expect(fromEnv.stdout).toContain('It covers registry.example.com, eu.registry.example.com, www.registry.example.com, ci.registry.example.com, 10.0.0.5');
+  });
+
+  test('re-issues a certificate that expires within 30 days', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com', '--days', '10');
+    const result = await runCerts(['renew', '--out', dir]);
+    expect(result, result.stderr).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toMatch(/: it was due to expire on \d{4}-\d\d-\d\d\.\n/);
+    const shown = await runCerts(['show', '--cert', join(dir, 'server.crt')]);
+    expect(shown.stdout).toContain('(825 days from now)');
+    expect(shown.stdout).not.toContain('WARNING');
+  });
+
+  test('refuses a name outside the CA\'s constraints with the command for a new CA, and writes nothing', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com');
+    const before = snapshot(dir);
+    const result = await runCerts(['renew', '--out', dir, '--public-url', 'https://registry.example.org:5443']);
+    expect(result).toMatchObject({ code: 1, stdout: '' });
+    expect(result.stderr).toContain('registry.example.org is outside its name constraints, which allow only DNS name registry.example.com');
+    expect(result.stderr).toContain(`make one with: registry-gateway certs init --force --out ${dir} --host registry.example.com --host registry.example.org --port 5443`);
+    expect(result.stderr).toContain('every client must trust the new ca.crt');
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test('without ca.key names the missing names and the command to run where the key is, and writes nothing', async () => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com');
+    rmSync(join(dir, 'ca.key'));
+    const before = snapshot(dir);
+    const result = await runCerts(['renew', '--out', dir, '--tls-san', 'eu.registry.example.com']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`does not cover eu.registry.example.com`);
+    expect(result.stderr).toContain(`${join(dir, 'ca.key')} is missing (kept offline?)`);
+    expect(result.stderr).toContain(`run: registry-gateway certs renew --out ${dir} --tls-san eu.registry.example.com`);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  test('leaves alone a certificate the CA in the folder did not issue', async () => {
+    const pki = await makeTestPki(join(freshDir(), 'pki'), { hosts: ['registry.example.com'], ips: [] });
+    const other = freshDir();
+    await initOk(other, '--host', 'registry.example.com');
+    writeFileSync(join(other, 'server.crt'), readFileSync(pki.serverCert));
+    const result = await runCerts(['renew', '--out', other, '--tls-san', 'eu.registry.example.com']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${join(other, 'server.crt')} was not issued by the CA in ${other}`);
+    expect(readFileSync(join(other, 'server.crt'), 'utf8')).toBe(readFileSync(pki.serverCert, 'utf8'));
+  });
+
+  test.each([
+    [['--tls-san', 'bad_name'], {}, '--tls-san: "bad_name" cannot be a host name'],
+    [[], { GATEWAY_PUBLIC_URL: 'http://registry.example.com' }, 'GATEWAY_PUBLIC_URL: "http://registry.example.com" must be an https:// URL'],
+    [['--days', '0'], {}, '--days: "0"'],
+  ])('%j %j exits 2 naming the option', async (args, env, message) => {
+    const dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com');
+    const result = await runCerts(['renew', '--out', dir, ...args], env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(message);
+  });
+
+  test('without a server certificate says how to make one', async () => {
+    const result = await runCerts(['renew', '--out', freshDir()]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('server.crt (--out) does not exist; make one with registry-gateway certs server');
+  });
+});
+
+describe('certs trust', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = freshDir();
+    await initOk(dir, '--host', 'registry.example.com', '--host', 'localhost', '--ip', '10.0.0.5');
+  });
+
+  test('prints the instructions for --public-url\'s host and port alone', async () => {
+    const result = await runCerts(['trust', '--out', dir, '--public-url', 'https://registry.example.com:5443', '--published-port', '9999']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(result.stdout).toContain(`sudo install -D -m 644 ${join(dir, 'ca.crt')} /etc/docker/certs.d/registry.example.com:5443/ca.crt`);
+    expect(result.stdout).not.toContain('certs.d/localhost');
+    expect(result.stdout).not.toContain('9999');
+    expect(result.stdout).toContain('security add-trusted-cert');
+    expect(result.stdout).toContain('Import-Certificate -FilePath ca.crt');
+  });
+
+  test('without a public URL, every name of server.crt on the published port, 443 written as no port', async () => {
+    const published = await runCerts(['trust', '--out', dir], { GATEWAY_PUBLISHED_PORT: '5000' });
+    expect(published.code).toBe(0);
+    for (const address of ['registry.example.com:5000', 'localhost:5000', '10.0.0.5:5000']) expect(published.stdout).toContain(`/etc/docker/certs.d/${address}/ca.crt`);
+    const standard = await runCerts(['trust', '--out', dir]);
+    expect(standard.stdout).toContain('/etc/docker/certs.d/registry.example.com/ca.crt');
+    expect(standard.stdout).not.toContain('registry.example.com:443');
+    const port = await runCerts(['trust', '--out', dir, '--port', '8443'], { GATEWAY_PUBLISHED_PORT: '5000' });
+    expect(port.stdout).toContain('/etc/docker/certs.d/10.0.0.5:8443/ca.crt');
+    const fromEnv = await runCerts(['trust', '--out', dir], { GATEWAY_PUBLIC_URL: 'https://registry.example.com' });
+    expect(fromEnv.stdout).toContain('/etc/docker/certs.d/registry.example.com/ca.crt');
+    expect(fromEnv.stdout).not.toContain('10.0.0.5/ca.crt');
+  });
+
+  test('certs show points to it for a certificate the CA beside it issued, and only then', async () => {
+    const shown = await runCerts(['show', '--cert', join(dir, 'server.crt')]);
+    expect(shown.stdout.trimEnd().split('\n').at(-1)).toBe(`Clients trust it through ${join(dir, 'ca.crt')}: registry-gateway certs trust --out ${dir} prints how.`);
+    const pki = await makeTestPki(join(freshDir(), 'pki'), { hosts: ['registry.example.com'], ips: [] });
+    rmSync(pki.caCert);
+    expect((await runCerts(['show', '--cert', pki.serverCert])).stdout).not.toContain('certs trust');
+  });
+
+  test('without a CA, or with a bad port, exits naming what to fix', async () => {
+    const missing = await runCerts(['trust', '--out', freshDir()]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('ca.crt (--out) does not exist; make a CA with registry-gateway certs init');
+    const badPort = await runCerts(['trust', '--out', dir, '--published-port', '0']);
+    expect(badPort.code).toBe(2);
+    expect(badPort.stderr).toContain('--published-port: "0" is not a port');
+  });
+});
+
 describe('certs client', () => {
   let dir: string;
 
@@ -445,8 +598,10 @@ describe('certs client', () => {
 
 describe('help', () => {
   test.each([
-    [['--help'], ['init', 'server', 'show', 'client']],
-    [['init', '--help'], ['--host NAME', '--ip ADDR', '--ca-domain SUFFIX', '--out DIR', '--days N', '--port N', '--force', 'cannot impersonate other sites']],
+    [['--help'], ['init', 'server', 'renew', 'trust', 'show', 'client']],
+    [['init', '--help'], ['--host NAME', '--ip ADDR', '--ca-domain SUFFIX', '--out DIR', '--days N', '--port N', '--force', 'cannot impersonate other sites', 'makes a NEW CA, which every client\n                      must trust again', 'certs renew or certs server']],
+    [['renew', '--help'], ['--out DIR', '--public-url URL', '--tls-san NAME', '--days N', 'GATEWAY_PUBLIC_URL', 'GATEWAY_TLS_SANS', '30 days', 'certs init --force']],
+    [['trust', '--help'], ['--out DIR', '--public-url URL', '--published-port N', 'GATEWAY_PUBLISHED_PORT', '--port N']],
     [['server', '--help'], ['--host NAME', '--ip ADDR', '--out DIR', '--days N', '--force', 'certs init --force']],
     [['show', '-h'], ['--cert FILE', 'GATEWAY_TLS_CERT', '30 days']],
     [['client', '--help'], ['--name NAME', '--out DIR', 'NAME.cert']],
@@ -458,9 +613,9 @@ describe('help', () => {
 
   test('no subcommand or an unknown one exits 2', async () => {
     expect(await runCerts([])).toMatchObject({ code: 2, stdout: '' });
-    const unknown = await runCerts(['renew']);
+    const unknown = await runCerts(['bogus']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('unknown command "renew"');
+    expect(unknown.stderr).toContain('unknown command "bogus"');
   });
 });
 

@@ -1,7 +1,7 @@
 // Configuration is data: parseConfig checks flags and environment and reads no file; the files it
 // names, with how a problem would name each, are for start-up to read.
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../../src/config/load.js';
+import { clientPort, parseConfig } from '../../../src/config/load.js';
 
 describe('parseConfig', () => {
   it('reads no file: missing ones are no problem here', () => {
@@ -23,6 +23,7 @@ describe('parseConfig', () => {
   it('asks for a certificate to be made only at the default paths, with a good --ca-domain', () => {
     const auto = parseConfig(['--listen', '127.0.0.1:9443', '--tls-san', 'a.example,192.0.2.1', '--ca-domain', 'corp.example'], {});
     expect(auto.config?.tls.autoCertificate).toEqual({ publicUrl: null, extraSans: ['a.example', '192.0.2.1'], port: 9443, caDomains: ['corp.example'] });
+    expect(auto.files.clientAddress).toEqual({ publicUrl: null, publicUrlSource: '--public-url/GATEWAY_PUBLIC_URL', extraSans: ['a.example', '192.0.2.1'], extraSansSource: '--tls-san', port: 9443 });
     expect(auto.files.cert).toEqual({ file: 'certs/server.crt', source: '--tls-cert/GATEWAY_TLS_CERT' });
     expect(parseConfig(['--public-url', 'https://r.example'], {}).files.autoCertificate?.port).toBe(443);
     expect(parseConfig(['--tls-key', 'certs/server.key'], {}).files.autoCertificate).toBeNull();
@@ -38,5 +39,33 @@ describe('parseConfig', () => {
     expect(problems).toEqual([expect.stringMatching(/^--listen: /)]);
     expect(files.htpasswd).toEqual({ file: 'users', source: 'GATEWAY_HTPASSWD' });
     expect(files.autoCertificate?.port).toBe(8443);
+  });
+
+  it('names in the trust paths the port clients use: --public-url\'s, else --published-port, else the listen port', () => {
+    const port = (argv: string[], env: Record<string, string> = {}) => parseConfig(['--listen', '0.0.0.0:8443', ...argv], env).files.clientAddress.port;
+    expect(port([])).toBe(8443);
+    expect(port(['--published-port', '5000'])).toBe(5000);
+    expect(port([], { GATEWAY_PUBLISHED_PORT: '443' })).toBe(443);
+    expect(port([], { GATEWAY_PUBLISHED_PORT: '127.0.0.1:5443' })).toBe(5443);
+    expect(port(['--public-url', 'https://registry.test:5443', '--published-port', '5000'])).toBe(5443);
+    expect(port(['--published-port', '5000'], { GATEWAY_PUBLIC_URL: 'https://registry.test' })).toBe(443);
+    expect(parseConfig(['--published-port', '5000'], {}).config?.publishedPort).toBe(5000);
+    expect(parseConfig([], {}).config?.publishedPort).toBeNull();
+  });
+
+  it('refuses a --published-port that is not a port, naming where it came from', () => {
+    for (const [argv, env, source] of [[['--published-port', '0'], {}, '--published-port'], [[], { GATEWAY_PUBLISHED_PORT: '70000' }, 'GATEWAY_PUBLISHED_PORT'], [['--published-port', 'https'], {}, '--published-port']] as const) {
+      const { config, problems } = parseConfig([...argv], env);
+      expect(config).toBeNull();
+      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${source}: ".*" is not a port; give a whole number from 1 to 65535`))]);
+    }
+  });
+});
+
+describe('clientPort', () => {
+  it('takes 443 for an https URL without a port', () => {
+    expect(clientPort(new URL('https://registry.test'), 5000, 8443)).toBe(443);
+    expect(clientPort(null, null, 8443)).toBe(8443);
+    expect(clientPort(null, 443, 8443)).toBe(443);
   });
 });
