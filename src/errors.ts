@@ -1,6 +1,6 @@
 // One table of the errors the gateway raises on purpose, each with a stable code and exit code.
-// Codes are part of the interface: logs and tests match on them, never on messages. README
-// "Error codes" lists the same; a test keeps the two and the code's uses in step.
+// Codes are part of the interface: logs and tests match on them, never on messages. docs/
+// error-codes.md lists the same; a test keeps the two and the code's uses in step.
 
 export const ERRORS = {
   CONFIG_INVALID: { exitCode: 2, summary: 'invalid configuration' },

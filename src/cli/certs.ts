@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
 import { clientPort } from '../config/load.js';
-import { parsePort, parsePublicUrl } from '../config/validate.js';
+import { parseListen, parsePort, parsePublicUrl } from '../config/validate.js';
 import { trustInstructions, trustedNames, writeCertificateSet, writeClientCertificate, writeServerCertificate } from '../tls/cert-files.js';
 import { LEAF_DAYS, describeCertificate, normalizeServerNames } from '../tls/certificates.js';
 import { describeConstraints, parseCaDomains, readNameConstraints } from '../tls/name-constraints.js';
@@ -98,7 +98,8 @@ Options:
   --public-url URL     the origin clients use, e.g. https://registry.example.com:5443
                        (default: $GATEWAY_PUBLIC_URL)
   --published-port N   the port clients connect to when there is no --public-url
-                       (default: $GATEWAY_PUBLISHED_PORT, else 443); --port N is the same
+                       (default: $GATEWAY_PUBLISHED_PORT, else the port of $GATEWAY_LISTEN,
+                       else 8443, as serve listens); --port N is the same
   -h, --help           show this help
 `;
 
@@ -404,8 +405,16 @@ async function trust(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       .sans.filter((san) => san.startsWith('DNS:') || san.startsWith('IP:'))
       .map((san) => san.slice(san.indexOf(':') + 1));
   }
-  process.stdout.write(trustInstructions(caFile, trustedNames(publicUrl.url, names), clientPort(publicUrl.url, publishedPort, 443)));
+  process.stdout.write(trustInstructions(caFile, trustedNames(publicUrl.url, names), clientPort(publicUrl.url, publishedPort, listenPort(env))));
   return 0;
+}
+
+/** The port serve listens on with this environment: GATEWAY_LISTEN's, else the default 8443. */
+function listenPort(env: NodeJS.ProcessEnv): number {
+  if (!env.GATEWAY_LISTEN) return 8443;
+  const parsed = parseListen(env.GATEWAY_LISTEN);
+  if (!parsed.ok) throw new GatewayError('USAGE', `GATEWAY_LISTEN: ${parsed.problem}`);
+  return parsed.value.port;
 }
 
 /** --public-url, else GATEWAY_PUBLIC_URL, checked as serve checks it. */

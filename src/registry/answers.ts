@@ -8,8 +8,8 @@ export const API_VERSION = 'registry/2.0';
 
 /**
  * The error codes of the distribution API the gateway answers with itself, each with the statuses
- * it goes with (as the registry's errcode registers each code with its status) and when. README
- * "Error codes" lists the same; a test keeps the two and the code's uses in step.
+ * it goes with (as the registry's errcode registers each code with its status) and when. docs/
+ * error-codes.md lists the same; a test keeps the two and the code's uses in step.
  */
 export const REGISTRY_ERRORS = {
   UNAUTHORIZED: { statuses: [401], when: 'no, malformed or wrong credentials' },

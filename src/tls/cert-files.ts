@@ -138,8 +138,9 @@ export function trustInstructions(caFile: string, names: string[], port: number)
     'Check it:',
     ...addresses.map((a) => `  curl --cacert ${ca} ${shellWord(`https://${a}/healthz`)}`),
     '',
-    `The CA key ${join(dirname(caFile), 'ca.key')} signs certificates; the gateway serves without it. Keep it offline:`,
-    `move it off this machine and bring it back only to issue certificates (registry-gateway certs server, certs client).`,
+    `The CA key ${join(dirname(caFile), 'ca.key')} signs certificates; the gateway serves without it. While it is here, the gateway`,
+    `re-issues its certificate by itself (a name added, 30 days before expiry). Safer: keep it offline, and bring it back`,
+    `only to issue certificates (registry-gateway certs renew, certs server, certs client).`,
   ];
   if (names.some(isLoopback)) {
     lines.push('', 'Docker does not verify certificates of registries on 127.0.0.0/8 (localhost included): it treats them as insecure.');

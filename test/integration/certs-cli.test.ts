@@ -147,7 +147,7 @@ describe('certs init', () => {
     expect(init.stdout.indexOf('/etc/docker/certs.d/')).toBeLessThan(init.stdout.indexOf('update-ca-certificates'));
     expect(init.stdout).toContain('every TLS client on the machine');
     expect(init.stdout).toContain('limited by its name constraints to DNS names registry.example.com, localhost and the names under them; addresses 10.0.0.5, fd00::5');
-    expect(init.stdout).toContain(`The CA key ${join(dir, 'ca.key')} signs certificates; the gateway serves without it. Keep it offline`);
+    expect(init.stdout).toContain(`The CA key ${join(dir, 'ca.key')} signs certificates; the gateway serves without it. While it is here, the gateway`);
   });
 
   test('the CA carries critical name constraints for exactly the names given, and says so', async () => {
@@ -493,11 +493,14 @@ describe('certs trust', () => {
     expect(result.stdout).toContain('Import-Certificate -FilePath ca.crt');
   });
 
-  test('without a public URL, every name of server.crt on the published port, 443 written as no port', async () => {
+  test('without a public URL, every name of server.crt on the published port, else the listen port, 443 written as no port', async () => {
     const published = await runCerts(['trust', '--out', dir], { GATEWAY_PUBLISHED_PORT: '5000' });
     expect(published.code).toBe(0);
     for (const address of ['registry.example.com:5000', 'localhost:5000', '10.0.0.5:5000']) expect(published.stdout).toContain(`/etc/docker/certs.d/${address}/ca.crt`);
-    const standard = await runCerts(['trust', '--out', dir]);
+    // Nothing said: the port serve listens on, its default 8443 or GATEWAY_LISTEN's.
+    const listening = await runCerts(['trust', '--out', dir]);
+    expect(listening.stdout).toContain('/etc/docker/certs.d/registry.example.com:8443/ca.crt');
+    const standard = await runCerts(['trust', '--out', dir], { GATEWAY_LISTEN: '0.0.0.0:443' });
     expect(standard.stdout).toContain('/etc/docker/certs.d/registry.example.com/ca.crt');
     expect(standard.stdout).not.toContain('registry.example.com:443');
     const port = await runCerts(['trust', '--out', dir, '--port', '8443'], { GATEWAY_PUBLISHED_PORT: '5000' });
