@@ -16,6 +16,7 @@ import type { ForwardSettings, ForwardState } from './forward.js';
 import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from './headers.js';
 import { describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout } from './upstream.js';
 import { isCursor, openCursor, sealCursor } from './catalog-cursor.js';
+import { rewriteForHost } from './rewrite.js';
 
 /** Upstream catalog pages are read whole, up to this; more is refused as unusable (502). */
 export const MAX_CATALOG_PAGE_BYTES = 4 * 1024 * 1024;
@@ -232,7 +233,7 @@ async function fetchCatalogPage(req: http.IncomingMessage, signal: AbortSignal, 
 function answer(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, page: FilteredAnswer): void {
   const body = JSON.stringify({ repositories: page.repositories });
   const headers: http.OutgoingHttpHeaders = { [API_VERSION_HEADER]: API_VERSION };
-  if (page.next !== null) headers.link = `<${settings.rewrite.publicOrigin ?? ''}${page.next}>; rel="next"`;
+  if (page.next !== null) headers.link = `<${rewriteForHost(settings.rewrite, req.headers.host).publicOrigin ?? ''}${page.next}>; rel="next"`;
   if (req.method === 'HEAD') {
     for (const [name, value] of Object.entries({ ...headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })) res.setHeader(name, value);
     res.writeHead(200);
@@ -256,7 +257,7 @@ function headerValues(rawHeaders: readonly string[], name: string): string[] {
 }
 
 function relayAsIs(req: http.IncomingMessage, res: http.ServerResponse, state: ForwardState, settings: ForwardSettings, page: UpstreamPage): void {
-  const headers = buildClientResponseHeaders(page.rawHeaders, { ...settings.rewrite, status: page.status, challenge: settings.challenge, registryApi: true });
+  const headers = buildClientResponseHeaders(page.rawHeaders, { ...rewriteForHost(settings.rewrite, req.headers.host), status: page.status, challenge: settings.challenge, registryApi: true });
   headers['content-length'] = page.body.length;
   delete headers['transfer-encoding'];
   if (unwritableHeader(headers) !== null) {

@@ -12,7 +12,7 @@ import { buildClientResponseHeaders, buildUpstreamRequestHeaders, challengeSchem
 import { connectionTokens } from './hop-by-hop.js';
 import { MAX_ENTRY_BYTES, cacheableHeaders, changedRepository, manifestRequestKey, type CachedManifest, type ManifestCache, type ManifestKey, type Ticket } from './manifest-cache.js';
 import type { Reclaimer } from './reclaim.js';
-import type { RewriteContext } from './rewrite.js';
+import { rewriteForHost, type RewriteContext } from './rewrite.js';
 import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstreamTimeout, type Upstream } from './upstream.js';
 
 export interface ForwardSettings {
@@ -284,7 +284,7 @@ function relayResponse(
   state.upstreamStatus = status;
   if (status === 401) noteOwnLogin(upstreamRes, state, settings);
   const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
-    ...settings.rewrite,
+    ...rewriteForHost(settings.rewrite, req.headers.host),
     status,
     challenge: settings.challenge,
     registryApi: true,

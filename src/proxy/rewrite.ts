@@ -43,6 +43,20 @@ export function rewriteUrl(value: string, ctx: RewriteContext, isRedirect: boole
   return (ctx.publicOrigin ?? '') + (rest === '' ? '/' : rest);
 }
 
+/**
+ * The context for one request. A client that reached the gateway by another name than the public
+ * URL's (a container on the compose network using `https://gateway:8443`, an address) gets
+ * relative URLs, which it resolves against the origin it used: the public name may not even
+ * resolve where it runs. `host` is the request's Host header, already checked to be one valid
+ * host[:port].
+ */
+export function rewriteForHost(ctx: RewriteContext, host: string | undefined): RewriteContext {
+  if (ctx.publicOrigin === null || host === undefined) return ctx;
+  const publicHost = ctx.publicOrigin.slice(ctx.publicOrigin.indexOf('//') + 2).toLowerCase();
+  const requested = host.toLowerCase().replace(/:443$/, '');
+  return requested === publicHost ? ctx : { ...ctx, publicOrigin: null };
+}
+
 export function rewriteLocation(value: string, ctx: RewriteContext, status: number): string {
   return rewriteUrl(value, ctx, status >= 300 && status < 400);
 }

@@ -218,7 +218,8 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       },
       authorization,
       request(path, reqOptions = {}) {
-        const headers: Record<string, string> = {};
+        // With a public URL, clients reach the gateway by its name, so Host says it (a test may say otherwise).
+        const headers: Record<string, string> = options.publicUrl === undefined ? {} : { host: new URL(options.publicUrl).host };
         const auth = reqOptions.auth ?? 'alice';
         if (auth !== false) headers.authorization = authorization(auth);
         Object.assign(headers, reqOptions.headers ?? {});

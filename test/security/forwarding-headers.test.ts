@@ -54,7 +54,10 @@ for (const publicUrl of [undefined, PUBLIC_URL]) {
 
     it('leave every Location of uploads, a mount and a manifest PUT on the right origin', async () => {
       const seen: Seen = [];
-      const options = { seen, headers: SPOOFED, ...(publicUrl === undefined ? {} : { publicUrl }) };
+      // A Host other than the public URL's (here a spoofed one; in practice a container using
+      // https://gateway:8443) gets relative Locations, which the client resolves against the
+      // origin it connected to: with or without --public-url, never evil.example.
+      const options = { seen, headers: SPOOFED };
       const repo = repoName('spoof/app');
       // pushBlob* and pushImage check each Location with publicTarget and follow only its path.
       await pushBlobChunked(stack, repo, randomBlob(40_000), 15_000, options);
@@ -67,14 +70,14 @@ for (const publicUrl of [undefined, PUBLIC_URL]) {
       });
       seen.push(mount);
       expect(mount.status).toBe(201);
-      expect(publicTarget(header(mount, 'location'), publicUrl)).toBe(`/v2/${other}/blobs/${image.layerDigest}`);
+      expect(publicTarget(header(mount, 'location'), undefined)).toBe(`/v2/${other}/blobs/${image.layerDigest}`);
 
       expect(seen.length).toBeGreaterThan(10);
       for (const res of seen) {
         const location = res.headers.location;
         if (typeof location === 'string') {
           expect(location).not.toMatch(/^http:/);
-          publicTarget(location, publicUrl);
+          publicTarget(location, undefined);
         }
       }
       expect(headerLines(seen).filter((line) => /evil\.example|203\.0\.113/.test(line))).toEqual([]);

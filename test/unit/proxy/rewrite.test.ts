@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
+import { rewriteForHost, rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
 
 const upstreamOrigins = new Set(['http://127.0.0.1:5000', 'https://127.0.0.1:8443']);
 const relative: RewriteContext = { publicOrigin: null, upstreamOrigins };
@@ -72,3 +72,23 @@ describe('rewriteLink', () => {
   });
 });
 
+
+describe('rewriteForHost', () => {
+  const upload = `http://127.0.0.1:5000/v2/team/app/blobs/uploads/u1?${state}`;
+  const on = (host: string | undefined, ctx = pub) => rewriteLocation(upload, rewriteForHost(ctx, host), 202);
+
+  it('puts URLs on the public origin for a client that used the public name, with or without :443', () => {
+    expect(on('registry.example.com')).toBe(`https://registry.example.com/v2/team/app/blobs/uploads/u1?${state}`);
+    expect(on('Registry.Example.com:443')).toBe(`https://registry.example.com/v2/team/app/blobs/uploads/u1?${state}`);
+  });
+
+  it('makes them relative for a client that used another name (a container using gateway:8443), so it stays on that origin', () => {
+    expect(on('gateway:8443')).toBe(`/v2/team/app/blobs/uploads/u1?${state}`);
+    expect(on('registry.example.com:8443')).toBe(`/v2/team/app/blobs/uploads/u1?${state}`);
+    expect(on('evil.example')).toBe(`/v2/team/app/blobs/uploads/u1?${state}`);
+  });
+
+  it('leaves relative URLs relative without a public URL', () => {
+    expect(on('registry.example.com', relative)).toBe(`/v2/team/app/blobs/uploads/u1?${state}`);
+  });
+});
