@@ -4,7 +4,12 @@
 #
 # Prints two lines on success:
 #   DOCKER_HOST=<the engine to use>
-#   DOCKERD_STARTED=yes|no   (yes: this call started it, under STATE_DIR)
+#   DOCKERD_STARTED=no|yes|earlier
+#     no:      the machine's engine (1. or 2. below), not ours to stop;
+#     yes:     this call started it, under STATE_DIR;
+#     earlier: one this script started before under STATE_DIR and nobody stopped (a run that kept
+#              it with KEEP_DOCKERD=1, or a test run outside npm test): still the project's own, so
+#              npm test stops and purges it like one it started, unless KEEP_DOCKERD=1 again.
 # Which engine, first that answers `docker version`:
 #   1. DOCKER_HOST, when it is set (an engine you give the tests is used, never replaced);
 #   2. the default socket /var/run/docker.sock;
@@ -16,7 +21,8 @@
 #      network (npm ci) must use `docker build --network host`. Starting one needs root.
 # Debian's docker.io and docker-compose are installed when missing (as root; otherwise the script
 # says what to install and fails). --stop ends the engine of STATE_DIR by its pid file and keeps
-# its data (pulled and built images) for the next start; --purge removes STATE_DIR as well.
+# its data (pulled and built images) for the next start; --purge then also unmounts what the engine
+# left mounted there (its network namespace, exec/netns/default) and removes STATE_DIR.
 set -euo pipefail
 
 stop=no purge=no
@@ -28,7 +34,7 @@ while [[ $# -gt 0 && $1 == --* ]]; do
   esac
   shift
 done
-state=${1:-/tmp/test-dockerd}
+state=$(realpath -m "${1:-/tmp/test-dockerd}")
 sock="unix://$state/docker.sock"
 
 if [[ $stop == yes ]]; then
@@ -41,7 +47,12 @@ if [[ $stop == yes ]]; then
   else
     echo "no dockerd running for $state"
   fi
-  if [[ $purge == yes ]]; then rm -rf "$state" && echo "removed $state"; fi
+  if [[ $purge == yes && -e $state ]]; then
+    # Mounts below STATE_DIR, deepest first: rm cannot remove a mount point that is still mounted.
+    awk -v prefix="$state/" 'index($5, prefix) == 1 { print $5 }' /proc/self/mountinfo | sort -r |
+      while read -r mount; do umount "$mount" 2>/dev/null || umount -l "$mount"; done
+    rm -rf "$state" && echo "removed $state"
+  fi
   exit 0
 fi
 
@@ -63,7 +74,7 @@ if [[ -n ${DOCKER_HOST:-} ]]; then
   echo "DOCKER_HOST=$DOCKER_HOST does not answer; looking for another engine" >&2
 fi
 if [[ -S /var/run/docker.sock ]] && answers unix:///var/run/docker.sock; then found unix:///var/run/docker.sock no; fi
-if answers "$sock"; then found "$sock" no; fi
+if answers "$sock"; then found "$sock" earlier; fi
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "No Docker engine answers (DOCKER_HOST, /var/run/docker.sock, $sock) and starting one needs root: start Docker, or set DOCKER_HOST to a running engine, or run as root." >&2

@@ -3,10 +3,43 @@
 # when they are missing, finds or starts a Docker engine (scripts/start-dockerd.sh), builds, and
 # runs the whole suite on this machine's Node and on the current Node LTS (the one the Docker image
 # ships), then the docker-compose stack test.
+#
+# The Docker engine: the one in DOCKER_HOST or on /var/run/docker.sock when it answers (the
+# machine's: used, never stopped). Otherwise the project's own, under /tmp/test-dockerd: started for
+# this run, or found still running from an earlier one; at the end it is stopped and its folder
+# (pulled and built images, about 2 GB) removed. KEEP_DOCKERD=1 keeps it running with its images,
+# for a CI machine that reuses it; the next run without KEEP_DOCKERD=1 removes it.
+#
+# Leftovers: a whole run (no arguments; LEFTOVERS=1 asks for it on a partial run too) lists the
+# top level of /tmp and the untracked and ignored entries of the working tree (`git status
+# --ignored`, without node_modules/ and dist/) before it starts, and again at the end, after the
+# engine is gone. Every new entry is one failed check, "left behind: /tmp/NAME", counted in the
+# closing line and making the exit status non-zero. Only the caches in ALLOWED_TMP may appear; an
+# entry gone again five seconds later belonged to something else still running and is not counted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LTS_NODE=${LTS_NODE:-26}
+export LC_ALL=C # one sort order for the leftover lists
+
+# Caches tools keep on purpose in /tmp, made by the first run and reused by later ones.
+ALLOWED_TMP=(
+  node-compile-cache # Node's module compile cache (npm and npx turn it on), keyed by Node version
+)
+check_leftovers=no
+[[ $# -eq 0 || ${LEFTOVERS:-0} == 1 ]] && check_leftovers=yes
+entries() { # one line per entry: /tmp/NAME, and ./PATH for the working tree's untracked and ignored
+  {
+    find /tmp -mindepth 1 -maxdepth 1 -printf '/tmp/%P\n'
+    if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+      git status --porcelain --ignored | sed -n 's/^\(??\|!!\) //p'
+      find . \( -name .git -o -name node_modules -o -path ./dist \) -prune -o -type d -empty -printf '%P/\n' # git shows no empty folder
+    else
+      find . -mindepth 1 -maxdepth 1 -printf '%P\n'
+    fi | grep -Ev '^(node_modules|dist)(/|$)' | sed 's|^|./|'
+  } | sort
+}
+[[ $check_leftovers == yes ]] && before=$(entries)
 
 # tool -> Debian package
 declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk)
@@ -25,15 +58,23 @@ fi
 npm run --silent build
 npm run --silent typecheck   # vitest strips types without checking them
 
-results=$(mktemp -d)
-started_dockerd=no
+# The per-run result files live under node_modules/.cache, outside the leftover check.
+mkdir -p node_modules/.cache
+results=$(mktemp -d node_modules/.cache/test-results.XXXXXX)
+engine_ours=no kept_engine=
+stop_engine() {
+  # The project's own engine (started here or found from an earlier run) is stopped and its folder
+  # removed; one given in DOCKER_HOST or on /var/run/docker.sock is not ours to stop.
+  if [[ $engine_ours == yes && ${KEEP_DOCKERD:-0} != 1 ]]; then
+    bash scripts/start-dockerd.sh --stop --purge || true
+  elif [[ $engine_ours == yes ]]; then
+    kept_engine=/tmp/test-dockerd # kept on request: not a leftover
+  fi
+  engine_ours=no
+}
 cleanup() {
+  stop_engine
   rm -rf "$results"
-  # An engine this run started is stopped again (its data, the pulled and built images, stays in
-  # /tmp/test-dockerd for the next run; scripts/start-dockerd.sh --stop --purge removes it).
-  # One that was running already (DOCKER_HOST, /var/run/docker.sock, or left by an earlier run) is
-  # not ours to stop. KEEP_DOCKERD=1 leaves a started one running, for a CI machine that reuses it.
-  if [[ $started_dockerd == yes && ${KEEP_DOCKERD:-0} != 1 ]]; then bash scripts/start-dockerd.sh --stop || true; fi
 }
 trap cleanup EXIT
 
@@ -48,8 +89,12 @@ if [[ $needs_docker == yes ]]; then
   engine=$(bash scripts/start-dockerd.sh)
   DOCKER_HOST=$(sed -n 's/^DOCKER_HOST=//p' <<<"$engine")
   export DOCKER_HOST
-  [[ $(sed -n 's/^DOCKERD_STARTED=//p' <<<"$engine") == yes ]] && started_dockerd=yes
-  echo "docker engine: $DOCKER_HOST ($([[ $started_dockerd == yes ]] && echo "started for this run" || echo "already running"))"
+  case $(sed -n 's/^DOCKERD_STARTED=//p' <<<"$engine") in
+    yes) engine_ours=yes how="started for this run" ;;
+    earlier) engine_ours=yes how="the project's own, left running by an earlier run" ;;
+    *) how="the machine's, already running" ;;
+  esac
+  echo "docker engine: $DOCKER_HOST ($how)"
 fi
 status=0
 run_suite() { # LABEL VITEST_ARGS -- NODE_COMMAND...
@@ -59,11 +104,38 @@ run_suite() { # LABEL VITEST_ARGS -- NODE_COMMAND...
   "$@" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/$label.json" "${args[@]}" || status=1
 }
 
-run_suite "node$(node -p 'process.versions.node.split(".")[0]')" "$@" -- node
-run_suite "node$LTS_NODE" "$@" -- npx -y -p "node@$LTS_NODE" -- node
+# Arguments naming the stack test (`npm test -- test/stack`) go to the stack run, the others to
+# both Node runs; with none, everything runs.
+suite_args=() stack_args=()
+for arg in "$@"; do if [[ $arg == *stack* ]]; then stack_args+=("$arg"); else suite_args+=("$arg"); fi; done
+if [[ $# -eq 0 || ${#suite_args[@]} -gt 0 ]]; then
+  run_suite "node$(node -p 'process.versions.node.split(".")[0]')" "${suite_args[@]}" -- node
+  run_suite "node$LTS_NODE" "${suite_args[@]}" -- npx -y -p "node@$LTS_NODE" -- node
+fi
 # The docker-compose stack once: it tests the image and compose file, not the host's Node.
-# (Skipped only when arguments pick particular test files: `npm test -- test/unit`.)
-if [[ $# -eq 0 ]]; then run_suite stack --config vitest.stack.config.ts -- node; fi
+if [[ $# -eq 0 || ${#stack_args[@]} -gt 0 ]]; then run_suite stack --config vitest.stack.config.ts "${stack_args[@]}" -- node; fi
+
+stop_engine
+
+# What the run left in /tmp or in the working tree: one failed check, listing each entry.
+if [[ $check_leftovers == yes ]]; then
+  new_entries() {
+    comm -13 <(echo "$before") <(entries) | while read -r entry; do
+      name=${entry#/tmp/}
+      if [[ $entry == /tmp/* && " ${ALLOWED_TMP[*]} " == *" $name "* ]]; then continue; fi
+      if [[ $entry == "$kept_engine" ]]; then continue; fi
+      echo "$entry"
+    done
+  }
+  left=$(new_entries)
+  # An entry that goes away within seconds belonged to something else still running.
+  if [[ -n $left ]]; then sleep 5; left=$(comm -12 <(echo "$left") <(new_entries)); fi
+  counted=()
+  while read -r entry; do [[ -n $entry ]] && counted+=("$entry"); done <<<"$left"
+  for entry in "${counted[@]}"; do echo "left behind: $entry"; done
+  if ((${#counted[@]})); then status=1; fi
+  printf '{"leftovers":%d}\n' "${#counted[@]}" >"$results/leftovers.check"
+fi
 
 # One plain closing line per run and in total: "N passed, N failed".
 node -e '
@@ -71,6 +143,12 @@ node -e '
   let passed = 0, failed = 0;
   for (const f of fs.readdirSync(process.argv[1]).sort()) {
     const r = JSON.parse(fs.readFileSync(path.join(process.argv[1], f), "utf8"));
+    if (f.endsWith(".check")) { // the leftover check: one check, passed when nothing was left
+      const x = r.leftovers > 0 ? 1 : 0;
+      console.log(`leftovers: ${1 - x} passed, ${x} failed`);
+      passed += 1 - x; failed += x;
+      continue;
+    }
     // A test file that fails to load counts as a failure even though none of its tests ran.
     const unloaded = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
     const p = r.numPassedTests, x = r.numFailedTests + unloaded;

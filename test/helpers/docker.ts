@@ -2,7 +2,7 @@
 // trusting a test CA the way users do (/etc/docker/certs.d/HOST:PORT/ca.crt).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTar } from './oci-layout.js';
@@ -101,6 +101,22 @@ export async function trustCaForDocker(hostPort: string, caPem: string): Promise
   return async () => {
     await rm(dir, { recursive: true, force: true });
     if (createdRoot) await rmdir(CERTS_ROOT).catch(() => undefined); // only if still empty
+  };
+}
+
+/**
+ * Makes `name` resolve to `address` on this machine (a line in /etc/hosts, which the Docker engine
+ * reads too), the way a user points a registry's DNS name at it; the returned function removes that
+ * line again and nothing else. The file is rewritten in place: in a container it is a bind mount.
+ */
+export async function mapHostName(name: string, address: string): Promise<() => Promise<void>> {
+  const HOSTS = '/etc/hosts';
+  const line = `${address} ${name} # registry-gateway test ${randomBytes(4).toString('hex')}`;
+  const before = await readFile(HOSTS, 'utf8');
+  await writeFile(HOSTS, `${before}${before === '' || before.endsWith('\n') ? '' : '\n'}${line}\n`);
+  return async () => {
+    const now = await readFile(HOSTS, 'utf8');
+    await writeFile(HOSTS, now.split('\n').filter((l) => l !== line).join('\n'));
   };
 }
 

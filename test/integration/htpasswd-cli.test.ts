@@ -2,7 +2,7 @@
 // registry's own htpasswd auth; the files Apache writes are edited without damage.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -377,7 +377,10 @@ describe('the password prompt on a real terminal', () => {
     runner = join(build, 'run.mjs');
     await writeFile(runner, "import { htpasswd } from './cli/htpasswd.js';\nprocess.exitCode = await htpasswd(process.argv.slice(2));\n");
   });
-  afterAll(() => rm(build, { recursive: true, force: true }));
+  afterAll(async () => {
+    await rm(build, { recursive: true, force: true });
+    await rmdir(join(root, '.tmp')).catch(() => undefined); // made by this build; only when empty (another may be in it)
+  });
 
   /** Runs the command on a pseudo-terminal, typing each input once its prompt shows; then `stty -a`. */
   async function onTerminal(args: string[], steps: Array<[prompt: string, typed: string]>): Promise<string> {

@@ -1,14 +1,17 @@
-// The deployable stack for real: the Dockerfile built, docker-compose.yml brought up, then docker
+// The deployable stack for real: the Dockerfile built, docker-compose.yml brought up on a port and
+// public origin given in a .env file (https://registry.test:PORT, a name the test points at
+// 127.0.0.1), a push from another container on the compose network by service name, then docker
 // login/push/pull through the published port. The base images (registry:2 and the Dockerfile's
 // node image) are the real ones, pulled when missing; only on a machine that cannot pull them are
 // they built as stand-ins (see provideBaseImages). It runs on a copy of the stack in a temporary
 // folder, so the checkout's certs/ and htpasswd stay untouched.
-import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, buildSampleImage, dockerCli, provideBaseImages, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { REPO_ROOT, buildSampleImage, dockerCli, mapHostName, provideBaseImages, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { freePort, requireTool, run } from '../helpers/tools.js';
 import { eventually, sleep } from '../helpers/wait.js';
 
@@ -20,6 +23,24 @@ async function dockerfileBaseImage(): Promise<string> {
   return tag;
 }
 
+/** The host name of the stack's public origin; resolves to 127.0.0.1 while the test runs. */
+const PUBLIC_HOST = 'registry.test';
+const MANIFEST_V2 = 'application/vnd.docker.distribution.manifest.v2+json';
+
+/** GET through the published port as a client of https://registry.test:PORT, verifying TLS against `ca`. */
+function getFromHost(port: number, ca: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }> {
+  return new Promise((done, fail) => {
+    https
+      .get({ host: '127.0.0.1', port, path, ca, servername: PUBLIC_HOST, headers: { host: `${PUBLIC_HOST}:${port}`, ...headers }, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', fail);
+        res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      })
+      .on('error', fail);
+  });
+}
+
 describe('docker-compose stack', { timeout: 600_000 }, () => {
   let dockerHost: string;
   let docker: DockerCli;
@@ -28,6 +49,7 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
   let project: string;
   let compose: (args: string[], input?: string) => ReturnType<typeof run>;
   let untrust: (() => Promise<void>) | undefined;
+  let unmapHost: (() => Promise<void>) | undefined;
   const images: string[] = [];
 
   beforeAll(async () => {
@@ -44,13 +66,18 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
     await copyFile(join(REPO_ROOT, 'docker-compose.yml'), join(dir, 'docker-compose.yml'));
     await copyFile(join(REPO_ROOT, 'htpasswd'), join(dir, 'htpasswd'));
     await copyFile(join(REPO_ROOT, 'certs', 'README.md'), join(dir, 'certs', 'README.md'));
+    // A port other than 443 and a public origin other than localhost, in .env as a user writes them.
     port = await freePort();
+    await writeFile(join(dir, '.env'), `GATEWAY_PORT=${port}\nGATEWAY_PUBLIC_URL=https://${PUBLIC_HOST}:${port}\n`);
+    unmapHost = await mapHostName(PUBLIC_HOST, '127.0.0.1');
     project = `rgwstack${randomBytes(3).toString('hex')}`;
     const dockerCompose = requireTool('docker-compose');
+    // Only .env configures the stack: variables of the environment the tests run in would override it.
+    const env = Object.fromEntries(Object.entries(docker.env).filter(([name]) => !name.startsWith('GATEWAY_')));
     compose = (args, input) =>
       run(dockerCompose, ['-p', project, ...args], {
         cwd: dir,
-        env: { ...docker.env, GATEWAY_PORT: String(port) },
+        env,
         timeoutMs: 300_000,
         ...(input === undefined ? {} : { input }),
       });
@@ -63,6 +90,7 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
     }
     for (const image of images) await docker.run(['rmi', '--force', image]);
     await untrust?.();
+    await unmapHost?.();
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }, 300_000);
 
@@ -83,6 +111,18 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
     expect(states).toEqual({ registry: 'healthy', gateway: 'healthy' });
     for (const file of ['ca.crt', 'server.crt', 'server.key']) expect((await stat(join(dir, 'certs', file))).isFile()).toBe(true);
     expect((await stat(join(dir, 'certs', 'server.key'))).mode & 0o777).toBe(0o600);
+    // gateway-init hands ./htpasswd (the empty file of the clone) to the gateway alone.
+    expect((await stat(join(dir, 'htpasswd'))).mode & 0o777).toBe(0o600);
+  });
+
+  it('names the service and the public host in its certificate, never the container id', async () => {
+    const id = (await compose(['ps', '-q', 'gateway'])).stdout.trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    const env = JSON.parse((await docker.ok(['inspect', '--format', '{{json .Config.Env}}', id])).stdout) as string[];
+    expect(env).toEqual(expect.arrayContaining([`GATEWAY_PUBLIC_URL=https://${PUBLIC_HOST}:${port}`, `GATEWAY_PUBLISHED_PORT=${port}`]));
+    const names = new X509Certificate(await readFile(join(dir, 'certs', 'server.crt'))).subjectAltName ?? '';
+    expect(names.split(', ')).toEqual(expect.arrayContaining(['DNS:gateway', `DNS:${PUBLIC_HOST}`]));
+    expect(names).not.toContain(id.slice(0, 12));
   });
 
   it('publishes only the gateway: the registry has no host port', async () => {
@@ -101,8 +141,30 @@ describe('docker-compose stack', { timeout: 600_000 }, () => {
     expect(await readFile(join(dir, 'htpasswd'), 'utf8')).toMatch(/^alice:\$2y\$05\$/m);
   });
 
+  it('takes a push from another container on the compose network to https://gateway:8443, verified against certs/ca.crt', async () => {
+    // A one-off container of the gateway image (it has node) on the stack's network, without any
+    // insecure flag: the certificate must name `gateway` and chain to the stack's CA.
+    const pushed = await docker.ok([
+      'run', '--rm', '--network', `${project}_default`,
+      '--volume', `${join(dir, 'certs', 'ca.crt')}:/ca.crt:ro`,
+      '--volume', `${join(REPO_ROOT, 'test', 'stack', 'push-from-network.mjs')}:/push.mjs:ro`,
+      '--env', 'PUSH_USER=alice', '--env', 'PUSH_PASSWORD=stack secret: 1', '--env', 'PUSH_REPOSITORY=team/from-network', '--env', 'PUSH_TAG=1',
+      '--entrypoint', 'node', 'registry-gateway:latest', '/push.mjs',
+    ]);
+    const digest = (JSON.parse(pushed.stdout.trim().split('\n').at(-1) ?? '{}') as { digest?: string }).digest;
+    expect(digest, pushed.stdout).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    // Pulled back from the host through the published port, as https://registry.test:PORT.
+    const ca = await readFile(join(dir, 'certs', 'ca.crt'), 'utf8');
+    const authorization = `Basic ${Buffer.from('alice:stack secret: 1').toString('base64')}`;
+    const manifest = await getFromHost(port, ca, '/v2/team/from-network/manifests/1', { authorization, accept: MANIFEST_V2 });
+    expect(manifest.status, manifest.body.toString()).toBe(200);
+    expect(manifest.headers['docker-content-digest']).toBe(digest);
+    expect(manifest.headers['content-type']).toBe(MANIFEST_V2);
+  });
+
   it('takes docker login, push and pull of a multi-layer image through the published port', async () => {
-    const host = `localhost:${port}`;
+    const host = `${PUBLIC_HOST}:${port}`;
     untrust = await trustCaForDocker(host, await readFile(join(dir, 'certs', 'ca.crt'), 'utf8'));
     const repository = `${host}/team/stack-test`;
     const image = await buildSampleImage(docker, join(dir, 'image'), `${repository}:1`);
