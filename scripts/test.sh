@@ -36,7 +36,7 @@ entries() { # one line per entry: /tmp/NAME, and ./PATH for the working tree's u
       find . \( -name .git -o -name node_modules -o -path ./dist \) -prune -o -type d -empty -printf '%P/\n' # git shows no empty folder
     else
       find . -mindepth 1 -maxdepth 1 -printf '%P\n'
-    fi | grep -Ev '^(node_modules|dist)(/|$)' | sed 's|^|./|'
+    fi | { grep -Ev '^(node_modules|dist)(/|$)' || true; } | sed 's|^|./|' # a clean tree has none
   } | sort
 }
 [[ $check_leftovers == yes ]] && before=$(entries)
