@@ -29,6 +29,7 @@ export function createBasicScheme({ authenticator, throttle, realm }: BasicSchem
 
   return {
     challenge,
+    forwardsCredentials: false,
     recall({ headers, remoteAddress }) {
       const user = authenticator.recall(headers.authorization);
       // A throttled client is refused even the right password: answering it while refusing the

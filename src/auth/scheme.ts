@@ -1,6 +1,7 @@
 // The auth seam: what the request pipeline asks of a sign-in scheme. A scheme looks at a request
 // and answers who it is (a user, or anonymous where the scheme lets anonymous requests through),
-// or a refusal that carries its own status, registry error code and challenge headers. The
+// who it claims to be when the scheme leaves checking to the registry (unverified), or a refusal
+// that carries its own status, registry error code and challenge headers. The
 // pipeline knows no scheme by name: it writes what the refusal says. A new scheme is one file in
 // auth/ implementing this, and one line where the gateway chooses its scheme (server/gateway.ts).
 
@@ -31,7 +32,17 @@ export interface AuthRefusal {
   readonly detail: string;
 }
 
-export type AuthOutcome = { readonly kind: 'user'; readonly user: string } | { readonly kind: 'anonymous' } | AuthRefusal;
+/**
+ * Passed on without being checked: the registry signs the request in itself. `user` is who its
+ * credentials claim to be, read but not verified (for the log only), or null when they name nobody
+ * readable.
+ */
+export interface AuthUnverified {
+  readonly kind: 'unverified';
+  readonly user: string | null;
+}
+
+export type AuthOutcome = { readonly kind: 'user'; readonly user: string } | { readonly kind: 'anonymous' } | AuthUnverified | AuthRefusal;
 
 export interface AuthScheme {
   /**
@@ -42,6 +53,15 @@ export interface AuthScheme {
   recall(request: AuthRequest): string | undefined;
   /** Resolves to who the request is, or the refusal to answer; rejects only on faults of the gateway. */
   authenticate(request: AuthRequest): Promise<AuthOutcome>;
-  /** The challenge the gateway answers in place of any the upstream sends (WWW-Authenticate). */
-  readonly challenge: string;
+  /**
+   * The challenge the gateway answers in place of any the upstream sends (WWW-Authenticate); null
+   * when the upstream's own is passed on (its realm moved onto the gateway's origin).
+   */
+  readonly challenge: string | null;
+  /**
+   * Whether the client's Authorization header goes on to the upstream, which then signs users in
+   * itself: its 401 is how it asks for a login, not a misconfiguration, and every path but the
+   * gateway's own goes to it (a token service beside the registry).
+   */
+  readonly forwardsCredentials: boolean;
 }

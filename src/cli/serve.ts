@@ -6,7 +6,7 @@ import { SERVE_OPTIONS, formatOptionsHelp } from '../config/options.js';
 import { isGatewayError } from '../errors.js';
 import { receiveListeningSocket, reportListening, superviseWorkers, type Supervisor } from '../server/cluster.js';
 import { startGateway, type RunningGateway } from '../server/gateway.js';
-import { warnAboutUpstream } from '../server/health.js';
+import { expectationsFor, warnAboutUpstream } from '../server/health.js';
 import { loadGatewaySetup } from '../server/resources.js';
 import { answerMetricsRequests, gatherWorkerSamples } from '../metrics/cluster.js';
 import { startMetricsListener, type MetricsListener } from '../metrics/listener.js';
@@ -19,8 +19,9 @@ import { certificateCheckLog, scheduleCertificateChecks, type CertificateCheck }
 
 export const SERVE_USAGE = `Usage: registry-gateway serve [options]
 
-Terminates TLS, checks HTTP basic auth against an htpasswd file and streams every request to a
-plain-HTTP Docker registry. Every option can also be set by its environment variable; a flag wins.
+Terminates TLS, checks HTTP basic auth against an htpasswd file (or, with --auth upstream, leaves
+sign-in to the registry) and streams every request to a plain-HTTP Docker registry. Every option
+can also be set by its environment variable; a flag wins.
 
 Options:
 ${formatOptionsHelp(SERVE_OPTIONS)}
@@ -51,8 +52,9 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
     const gateway = await startGateway(setup, { logger: log, listening });
-    // One look at the upstream, in the background: a registry asking for its own login, or none answering yet.
-    if (cluster.isPrimary) void warnAboutUpstream(config.upstream, log);
+    // One look at the upstream, in the background: a registry asking for its own login where the
+    // gateway does sign-in (or letting anyone in where it does not), or none answering yet.
+    if (cluster.isPrimary) void warnAboutUpstream(config.upstream, log, expectationsFor(config.auth));
     // Once a day the primary looks again: a certificate the gateway made is re-issued before it expires.
     const { recheck } = setup.tls;
     const stopCertificateChecks =

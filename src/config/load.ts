@@ -8,6 +8,7 @@ import { GatewayError } from '../errors.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
 import type { AutoCertificateSettings, ClientAddress, ConfigFiles, FileOption, ParsedConfig } from './types.js';
 import {
+  parseAuthMode,
   parseListen,
   parseLogLevel,
   parseNonNegativeSeconds,
@@ -74,6 +75,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     return file === null ? null : Object.freeze({ file, source: label(name) });
   };
 
+  const auth = take('auth', parseAuthMode);
   const listen = take('listen', parseListen);
   const upstream = take('upstream', parseUpstream);
   const realm = take('realm', parseRealm);
@@ -96,6 +98,16 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
   const maxDelayMs = take('login-backoff-max', parseSeconds);
 
   const caDomains = take('ca-domain', parseCaDomainList);
+
+  // With the registry signing users in, the gateway knows users only by what they claim: it can
+  // neither decide who may do what nor tell whose manifest a copy in memory is.
+  const upstreamAuth = auth === 'upstream';
+  if (upstreamAuth && values.access.value !== null) {
+    problems.push(`${label('access')} cannot be used with ${label('auth')} upstream: in that mode the registry decides who may pull, push and delete (the gateway verifies nobody); remove ${label('access')}, or use --auth basic`);
+  }
+  if (upstreamAuth && !values['manifest-cache-ttl'].isDefault && manifestCacheSeconds !== null && manifestCacheSeconds > 0) {
+    problems.push(`${label('manifest-cache-ttl')} cannot be used with ${label('auth')} upstream: the gateway would answer one user's manifests to anyone, not knowing who may read them; remove it or set 0 (the cache is off in that mode)`);
+  }
 
   // Both certificate paths left at their defaults: start-up makes a CA and certificate there when
   // neither exists. A bad --ca-domain must not leave a CA on disk made without it.
@@ -122,11 +134,11 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     clientCa: fileOption('tls-client-ca'),
     autoCertificate,
     clientAddress,
-    htpasswd: fileOption('htpasswd')!,
-    access: fileOption('access'),
+    htpasswd: upstreamAuth ? null : fileOption('htpasswd')!,
+    access: upstreamAuth ? null : fileOption('access'),
   });
 
-  if (problems.length > 0 || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs) {
+  if (problems.length > 0 || !auth || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs) {
     return { config: null, files, problems };
   }
 
@@ -140,7 +152,8 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
       autoCertificate,
       hstsMaxAge,
     }),
-    htpasswdFile: files.htpasswd.file,
+    auth,
+    htpasswdFile: files.htpasswd?.file ?? null,
     realm,
     access: files.access === null ? null : Object.freeze({ file: files.access.file }),
     loginThrottle: Object.freeze({ freeFailures, maxDelayMs }),
@@ -149,7 +162,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     logLevel,
     metricsListen: metricsListen && Object.freeze(metricsListen),
     maxConnections,
-    manifestCacheMs: manifestCacheSeconds * 1000,
+    manifestCacheMs: upstreamAuth ? 0 : manifestCacheSeconds * 1000,
     workers,
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });

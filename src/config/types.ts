@@ -2,6 +2,13 @@
 // those files (certificates, htpasswd, access file) belongs to the modules that own them; start-up
 // (server/resources.ts) does it, so that their problems are reported with these.
 
+/**
+ * Who signs users in. `basic`: the gateway, against its htpasswd file. `upstream`: the registry
+ * behind it (its own htpasswd or token auth); the gateway checks nothing and passes credentials on.
+ */
+export type AuthMode = 'basic' | 'upstream';
+export const AUTH_MODES: readonly AuthMode[] = ['basic', 'upstream'];
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Timeouts {
@@ -34,9 +41,11 @@ export interface Config {
     /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
     readonly hstsMaxAge: number;
   };
-  readonly htpasswdFile: string;
+  readonly auth: AuthMode;
+  /** The users' file; null with `--auth upstream`, where the gateway keeps no users. */
+  readonly htpasswdFile: string | null;
   readonly realm: string;
-  /** The access file; null: every user may do everything. */
+  /** The access file; null: every user may do everything (always null with `--auth upstream`: the registry decides). */
   readonly access: { readonly file: string } | null;
   /** Repeated failed logins for one user from one address wait before the next is checked. */
   readonly loginThrottle: {
@@ -53,7 +62,7 @@ export interface Config {
   readonly metricsListen: { readonly host: string; readonly port: number } | null;
   /** Client connections one process holds (0: no limit); idle ones make way for new ones. */
   readonly maxConnections: number;
-  /** How long a manifest the upstream served may be answered again from memory; 0: never. */
+  /** How long a manifest the upstream served may be answered again from memory; 0: never (always 0 with `--auth upstream`). */
   readonly manifestCacheMs: number;
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
@@ -101,7 +110,8 @@ export interface ConfigFiles {
   readonly autoCertificate: AutoCertificateSettings | null;
   /** The names and port clients use, which the certificate must cover. */
   readonly clientAddress: ClientAddress;
-  readonly htpasswd: FileOption;
+  /** Null with `--auth upstream`: no users are read. */
+  readonly htpasswd: FileOption | null;
   readonly access: FileOption | null;
 }
 

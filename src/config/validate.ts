@@ -3,7 +3,7 @@
 
 import { availableParallelism } from 'node:os';
 import { parseCaDomains } from './ca-domains.js';
-import type { LogLevel } from './types.js';
+import { AUTH_MODES, type AuthMode, type LogLevel } from './types.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: string };
 
@@ -65,6 +65,12 @@ export function parseRealm(text: string): Parsed<string> {
   if (text.length === 0) return bad('the realm is empty; give a short name such as "Registry Realm"');
   if (/["\\\p{Cc}]/u.test(text)) return bad(`"${text}" must not contain quotes, backslashes or control characters`);
   return ok(text);
+}
+
+export function parseAuthMode(text: string): Parsed<AuthMode> {
+  const mode = text.trim().toLowerCase() as AuthMode;
+  if (AUTH_MODES.includes(mode)) return ok(mode);
+  return bad(`"${text}" is not a sign-in mode; use basic (the gateway checks the users of --htpasswd) or upstream (the registry behind it signs users in itself)`);
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -18,8 +18,12 @@ import { clientStalled, describeUpstreamFailure, upstreamRequestOptions, upstrea
 export interface ForwardSettings {
   readonly upstream: Upstream;
   readonly rewrite: RewriteContext;
-  /** The gateway's own challenge, sent in place of any the upstream sends. */
-  readonly challenge: string;
+  /**
+   * The gateway's own challenge, sent in place of any the upstream sends. Null where the registry
+   * signs users in itself (`--auth upstream`): the client's Authorization then goes on, and the
+   * registry's challenges come back with their realm moved onto the gateway (see headers.ts).
+   */
+  readonly challenge: string | null;
   /** `host[:port]` we tell the upstream it is reached at (X-Forwarded-Host). */
   readonly forwardedHost: string;
   readonly log: Logger;
@@ -50,7 +54,7 @@ export function forward(req: http.IncomingMessage, res: http.ServerResponse, sta
   const { manifests } = settings;
   // Built once, here: the cache key comes from the very headers the upstream is then sent.
   const named = connectionTokens(req.rawHeaders);
-  const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost }, named);
+  const headers = buildUpstreamRequestHeaders(req.rawHeaders, { clientAddress: state.remoteAddress, host: settings.forwardedHost, credentials: settings.challenge === null }, named);
   let fill: Fill | null = null;
   let change: Change | null = null;
   if (manifests !== null) {
@@ -282,12 +286,17 @@ function relayResponse(
 ): void {
   const status = upstreamRes.statusCode ?? 502;
   state.upstreamStatus = status;
-  if (status === 401) noteOwnLogin(upstreamRes, state, settings);
+  if (status === 401 && settings.challenge !== null) noteOwnLogin(upstreamRes, state, settings);
+  const rewrite = rewriteForHost(settings.rewrite, req.headers.host);
   const headers = buildClientResponseHeaders(upstreamRes.rawHeaders, {
-    ...rewriteForHost(settings.rewrite, req.headers.host),
+    ...rewrite,
     status,
     challenge: settings.challenge,
-    registryApi: true,
+    // The public origin as this client reaches it: a realm must be absolute, and relative is what
+    // rewriteForHost makes for a client using another name.
+    realmOrigin: rewrite.publicOrigin ?? `https://${req.headers.host ?? settings.forwardedHost}`,
+    // Only the registry API's answers say its version; a token service's (upstream auth) do not.
+    registryApi: state.path === '/v2' || state.path.startsWith('/v2/'),
   });
   const unwritable = unwritableHeader(headers);
   if (unwritable !== null) {
@@ -328,10 +337,12 @@ const OWN_LOGIN_WARNING_MS = 60_000;
 const ownLoginWarned = new WeakMap<ForwardSettings, number>();
 
 /**
- * The gateway never passes credentials on, so a 401 from the upstream is the registry asking for
- * a login of its own (an auth section in its config): every user then gets 401 whatever their
- * password. The client sees the gateway's challenge; the log says whose refusal it was, at most
- * once a minute per gateway (each request's access line has `upstreamStatus: 401`).
+ * Where the gateway signs users in (a challenge of its own), it never passes credentials on, so a
+ * 401 from the upstream is the registry asking for a login of its own (an auth section in its
+ * config): every user then gets 401 whatever their password. The client sees the gateway's
+ * challenge; the log says whose refusal it was, at most once a minute per gateway (each request's
+ * access line has `upstreamStatus: 401`). Never called with `--auth upstream`, where such a 401 is
+ * the registry at work.
  */
 function noteOwnLogin(upstreamRes: http.IncomingMessage, state: ForwardState, settings: ForwardSettings): void {
   const now = Date.now();

@@ -3,18 +3,21 @@
 
 import { validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import { connectionTokens, isHopByHop } from './hop-by-hop.js';
-import { rewriteLink, rewriteLocation, type RewriteContext } from './rewrite.js';
+import { rewriteChallenge, rewriteLink, rewriteLocation, type RewriteContext } from './rewrite.js';
 import { API_VERSION, API_VERSION_HEADER } from '../registry/answers.js';
 
 // Where a client claims to come from or to have asked for: only the gateway may say that.
 const CLAIMED_ORIGIN = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'client-ip', 'true-client-ip', 'x-cluster-client-ip', 'x-original-host', 'x-host']);
 
-/** Request headers the client must not be able to set for the upstream. */
-function isClientControlled(lowerName: string): boolean {
+/**
+ * Request headers the client must not be able to set for the upstream. Authorization passes only
+ * where the registry signs users in itself (`credentials`).
+ */
+function isClientControlled(lowerName: string, credentials: boolean): boolean {
   // Some servers read `X_Forwarded_Host` as `X-Forwarded-Host` (CGI-style variable names).
   const name = lowerName.replaceAll('_', '-');
   return (
-    name === 'authorization' ||
+    (name === 'authorization' && !credentials) ||
     name === 'host' ||
     CLAIMED_ORIGIN.has(name) ||
     name.startsWith('x-forwarded-') ||
@@ -35,6 +38,8 @@ export interface ForwardedFor {
   readonly clientAddress: string;
   /** `host[:port]` the registry should build its URLs with. */
   readonly host: string;
+  /** Pass the client's Authorization header on: the registry signs users in itself (`--auth upstream`). */
+  readonly credentials?: boolean;
 }
 
 /**
@@ -50,10 +55,11 @@ export function buildUpstreamRequestHeaders(
   // The host the registry should believe it is reached at, whatever the client put in Host.
   const headers: OutgoingHttpHeaders = { host: forwarded.host };
   let chunked = false;
+  const credentials = forwarded.credentials === true;
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     if (name === 'transfer-encoding') chunked = true;
-    if (isHopByHop(name, named) || isClientControlled(name)) continue;
+    if (isHopByHop(name, named) || isClientControlled(name, credentials)) continue;
     append(headers, name, rawHeaders[i + 1]!);
   }
   // Node frames the upstream body itself; say so explicitly when the client streamed one
@@ -67,8 +73,15 @@ export function buildUpstreamRequestHeaders(
 
 export interface ResponseContext extends RewriteContext {
   readonly status: number;
-  /** The gateway's own challenge (its sign-in scheme's), replacing whatever realm or token server the upstream names. */
-  readonly challenge: string;
+  /**
+   * The gateway's own challenge (its sign-in scheme's), replacing whatever realm or token server
+   * the upstream names. Null where the registry signs users in itself: its challenges then pass
+   * with a realm on its own origin moved onto `realmOrigin`, and its cookies stay on the gateway's
+   * host (see withoutCookieDomain).
+   */
+  readonly challenge: string | null;
+  /** Where such a realm moves: the public origin as this client reaches it (absolute, as a realm must be). */
+  readonly realmOrigin?: string;
   /** Whether the request was for the registry API (`/v2/...`). */
   readonly registryApi: boolean;
 }
@@ -82,7 +95,10 @@ export function buildClientResponseHeaders(rawHeaders: readonly string[], ctx: R
     const value = rawHeaders[i + 1]!;
     if (isHopByHop(name, named)) continue;
     if (name === 'www-authenticate') {
-      headers[name] = ctx.challenge;
+      if (ctx.challenge !== null) headers[name] = ctx.challenge;
+      else append(headers, name, ctx.realmOrigin === undefined ? value : rewriteChallenge(value, ctx, ctx.realmOrigin));
+    } else if (name === 'set-cookie' && ctx.challenge === null) {
+      append(headers, name, withoutCookieDomain(value));
     } else if (name === 'location') {
       append(headers, name, rewriteLocation(value, ctx, ctx.status));
     } else if (name === 'link') {
@@ -93,6 +109,18 @@ export function buildClientResponseHeaders(rawHeaders: readonly string[], ctx: R
   }
   if (ctx.registryApi) headers[API_VERSION_HEADER] = API_VERSION;
   return headers;
+}
+
+/**
+ * A Set-Cookie without its Domain attribute. The registry's sign-in (a Harbor-like front) may set
+ * a session cookie for its own domain; without Domain the client keeps it for the very host it
+ * asked, the gateway's, and sends it nowhere else: a cookie for a parent domain would go to every
+ * sibling host, and one for the registry's internal name would never come back at all.
+ */
+export function withoutCookieDomain(value: string): string {
+  const parts = value.split(';');
+  const kept = parts.filter((part, i) => i === 0 || !/^[ \t]*domain[ \t]*(?:=|$)/i.test(part));
+  return kept.length === parts.length ? value : kept.join(';');
 }
 
 /**

@@ -65,3 +65,33 @@ export function rewriteLocation(value: string, ctx: RewriteContext, status: numb
 export function rewriteLink(value: string, ctx: RewriteContext): string {
   return value.replace(/<([^>]*)>/g, (_all, uri: string) => `<${rewriteUrl(uri, ctx, false)}>`);
 }
+
+// In a WWW-Authenticate value: a quoted string standing on its own (kept as it is, so a `realm=`
+// inside another parameter's value is never taken for one), or a realm parameter and its value.
+const CHALLENGE_PART = /("(?:[^"\\]|\\.)*")|((?:^|[\s,])realm[ \t]*=[ \t]*)("(?:[^"\\]|\\.)*"|[^\s,"]+)/gi;
+
+/**
+ * The upstream's challenge (RFC 9110 section 11.6.1), with its scheme and parameters kept and
+ * each `realm` on one of the upstream's own origins moved onto `realmOrigin` (path and query
+ * kept), so the client fetches its token through the gateway. A realm elsewhere (an external
+ * token server) or not a URL at all (Basic's realm is a name) passes untouched. `realmOrigin` is
+ * absolute: a client resolves no relative realm.
+ */
+export function rewriteChallenge(value: string, ctx: RewriteContext, realmOrigin: string): string {
+  return value.replace(CHALLENGE_PART, (all, quoted: string | undefined, lead: string, realm: string) => {
+    if (quoted !== undefined) return all;
+    const url = realm.startsWith('"') ? realm.slice(1, -1).replace(/\\(.)/g, '$1') : realm;
+    const moved = moveRealm(url, ctx, realmOrigin);
+    return moved === null ? all : `${lead}"${moved.replace(/["\\]/g, '\\$&')}"`;
+  });
+}
+
+/** The realm on `realmOrigin`, or null when it stays as it is. */
+function moveRealm(url: string, ctx: RewriteContext, realmOrigin: string): string | null {
+  const match = ABSOLUTE.exec(url);
+  if (!match?.[1]) return null; // relative, scheme-relative or no URL: not the upstream's origin
+  const origin = originOf(url);
+  if (origin === null || !ctx.upstreamOrigins.has(origin)) return null;
+  const rest = match[3] ?? '';
+  return realmOrigin + (rest === '' ? '/' : rest);
+}

@@ -22,6 +22,11 @@ export interface RequestContext extends Routed {
   path: string;
   readonly remoteAddress: string;
   user: string | null;
+  /**
+   * False when `user` is only what the credentials claim, passed on unchecked for the registry to
+   * verify (`--auth upstream`); the access log then says `userVerified: false`.
+   */
+  userVerified: boolean;
   /** Set once the request was handed to the upstream. */
   forwarded: boolean;
   upstreamStatus: number | null;
@@ -52,6 +57,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse): Reques
     ...routed(req.method ?? 'GET', req.url ?? '/'),
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
     user: null,
+    userVerified: true,
     forwarded: false,
     upstreamStatus: null,
     bytesIn: 0,
@@ -94,6 +100,7 @@ export function accessLogFields(ctx: RequestContext): Record<string, unknown> {
     bytesOut: responseBytes(ctx),
     durationMs: Number((process.hrtime.bigint() - ctx.startedAt) / 1000n) / 1000,
     user: ctx.user,
+    ...(ctx.userVerified ? {} : { userVerified: false }),
     remote: ctx.remoteAddress,
     upstreamStatus: ctx.upstreamStatus,
     ...(ctx.cached ? { cache: 'hit' } : {}),

@@ -1,4 +1,4 @@
-// Wiring: config -> authenticator, upstream, TLS listener and request pipeline; and the orderly
+// Wiring: config -> sign-in scheme, upstream, TLS listener and request pipeline; and the orderly
 // way down again.
 
 import https from 'node:https';
@@ -8,7 +8,9 @@ import { createAuthenticator, type Authenticator } from '../auth/authenticator.j
 import { addUserHint } from '../auth/htpasswd.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
 import { createBasicScheme } from '../auth/basic-scheme.js';
+import type { AuthScheme } from '../auth/scheme.js';
 import { createLoginThrottle } from '../auth/throttle.js';
+import { createUpstreamScheme } from '../auth/upstream-scheme.js';
 import type { Config } from '../config/types.js';
 import { createGatewayMetrics, type GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Samples } from '../metrics/registry.js';
@@ -30,7 +32,8 @@ export interface RunningGateway {
   readonly url: string;
   readonly port: number;
   readonly server: https.Server;
-  readonly authenticator: Authenticator;
+  /** The htpasswd users' authenticator; null with `--auth upstream`, where the gateway checks no credentials. */
+  readonly authenticator: Authenticator | null;
   /** Re-read the certificate pair, the htpasswd file and the access file now (what SIGHUP does); false if one was refused. */
   reload(): Promise<boolean>;
   /** Stop accepting, let in-flight requests finish for up to the shutdown timeout, then cut the rest. */
@@ -50,7 +53,7 @@ function manifestCache(config: Config, sync: ManifestSync | null): ManifestCache
   return createManifestCache({ ttlMs: config.manifestCacheMs, onChange: sync?.announce });
 }
 
-function forwardingSettings(config: Config, port: number, log: Logger, sync: ManifestSync | null, challenge: string): ForwardSettings {
+function forwardingSettings(config: Config, port: number, log: Logger, sync: ManifestSync | null, challenge: string | null): ForwardSettings {
   const upstream = createUpstream(config.upstream, config.timeouts.upstreamMs);
   const forwardedHost = config.publicUrl?.host ?? `${displayHost(config.listen.host)}:${port}`;
   const upstreamOrigins = new Set([upstream.origin, `https://${forwardedHost}`.toLowerCase(), `http://${forwardedHost}`.toLowerCase()]);
@@ -64,6 +67,38 @@ function forwardingSettings(config: Config, port: number, log: Logger, sync: Man
     reclaim: createReclaimer(),
     manifests: manifestCache(config, sync),
   };
+}
+
+/** A sign-in scheme and what it runs besides (an authenticator, a watched file), started. */
+interface SignIn {
+  readonly scheme: AuthScheme;
+  readonly authenticator: Authenticator | null;
+  /** Re-reads what it reads (the htpasswd file); false if that was refused. */
+  reload(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** The gateway signs users in, against the htpasswd file it watches. */
+function basicSignIn(setup: GatewaySetup, log: Logger, metrics: GatewayMetrics | null): SignIn {
+  const { config } = setup;
+  // With several processes, one bcrypt thread each already puts a login flood on every core; more
+  // would only add ~10 MiB apiece.
+  const authenticator = createAuthenticator({ users: setup.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
+  const watch = watchHtpasswd(config.htpasswdFile!, authenticator, log);
+  return {
+    scheme: createBasicScheme({ authenticator, throttle: createLoginThrottle(config.loginThrottle), realm: config.realm }),
+    authenticator,
+    reload: () => watch.reload(),
+    async close() {
+      watch.close();
+      await authenticator.close();
+    },
+  };
+}
+
+/** The registry signs users in: no users, no credential cache, no throttle, no hashing threads. */
+function upstreamSignIn(): SignIn {
+  return { scheme: createUpstreamScheme(), authenticator: null, reload: async () => true, close: async () => undefined };
 }
 
 /** Binds host:port, or takes over a socket already listening (a cluster worker's, from the primary). */
@@ -90,11 +125,9 @@ export interface StartOptions {
 export async function startGateway(setup: GatewaySetup, options: StartOptions = {}): Promise<RunningGateway> {
   const { config } = setup;
   const log = options.logger ?? createLogger(config.logLevel);
-  // With several processes, one bcrypt thread each already puts a login flood on every core; more
-  // would only add ~10 MiB apiece.
   const metrics = config.metricsListen === null ? null : createGatewayMetrics();
-  const authenticator = createAuthenticator({ users: setup.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
-  const htpasswdWatch = watchHtpasswd(config.htpasswdFile, authenticator, log);
+  // The sign-in scheme: the one place a scheme is chosen.
+  const signIn = config.auth === 'upstream' ? upstreamSignIn() : basicSignIn(setup, log, metrics);
   const access = setup.access && watchAccess(setup.access.file, setup.access.policy, log);
   let draining = false;
   // The listener serves what the certificate source gives, and each renewal it takes.
@@ -124,8 +157,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
 
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
   const sync = config.manifestCacheMs > 0 && config.workers > 1 ? createManifestSync({ log }) : null;
-  // The sign-in scheme: the one place a scheme is chosen.
-  const auth = createBasicScheme({ authenticator, throttle: createLoginThrottle(config.loginThrottle), realm: config.realm });
+  const auth = signIn.scheme;
   const forwarding = forwardingSettings(config, port, log, sync, auth.challenge);
   const stopSharing = forwarding.manifests && sync ? sync.receive(forwarding.manifests) : () => undefined;
   const handler = connectionLimit.guard(createRequestHandler({
@@ -140,17 +172,25 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);
-  log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: setup.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
-  if (setup.users.size === 0) {
+  if (config.auth === 'upstream') {
+    log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, auth: 'upstream' }, 'registry-gateway listening');
+    // Said at every start: whoever reads the log must know that the gateway lets every request through.
+    log.warn(
+      { auth: 'upstream', upstream: forwarding.upstream.origin, manifestCache: 'off' },
+      `--auth upstream: the gateway does not authenticate; it passes credentials on, and the registry at ${forwarding.upstream.origin} must sign users in and decide who may pull and push (its own htpasswd or token auth); the manifest cache is off, since the gateway cannot tell who may read a copy`,
+    );
+  } else {
+    log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: setup.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
+  }
+  if (config.auth === 'basic' && setup.users.size === 0) {
     log.warn(
       { htpasswd: config.htpasswdFile },
-      `the htpasswd file has no users: every registry request will be refused; add one with ${addUserHint(config.htpasswdFile)}; the gateway takes it up without a restart`,
+      `the htpasswd file has no users: every registry request will be refused; add one with ${addUserHint(config.htpasswdFile!)}; the gateway takes it up without a restart`,
     );
   }
 
   const close = async (): Promise<void> => {
     draining = true;
-    htpasswdWatch.close();
     access?.close();
     stopCertificates();
     certificates.close();
@@ -165,11 +205,11 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     await closed;
     forwarding.upstream.close();
     stopSharing();
-    await authenticator.close();
+    await signIn.close();
   };
 
   const reload = async (): Promise<boolean> => {
-    const [certOk, usersOk, accessOk] = await Promise.all([certificates.reload(), htpasswdWatch.reload(), access?.reload() ?? true]);
+    const [certOk, usersOk, accessOk] = await Promise.all([certificates.reload(), signIn.reload(), access?.reload() ?? true]);
     return certOk && usersOk && accessOk;
   };
 
@@ -177,17 +217,17 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     url: `https://${displayHost(config.listen.host)}:${port}`,
     port,
     server,
-    authenticator,
+    authenticator: signIn.authenticator,
     reload,
     close,
-    metrics: metrics && scrapeable(metrics, server, authenticator),
+    metrics: metrics && scrapeable(metrics, server, signIn.authenticator),
   };
 }
 
-function scrapeable(metrics: GatewayMetrics, server: https.Server, authenticator: Authenticator): NonNullable<RunningGateway['metrics']> {
+function scrapeable(metrics: GatewayMetrics, server: https.Server, authenticator: Authenticator | null): NonNullable<RunningGateway['metrics']> {
   const connections = () => new Promise<number>((resolve) => server.getConnections((err, count) => resolve(err ? Number.NaN : count)));
   return {
-    samples: async () => metrics.samples({ auth: authenticator.stats(), connections: await connections() }),
+    samples: async () => metrics.samples({ auth: authenticator?.stats() ?? { verifications: 0, cacheHits: 0 }, connections: await connections() }),
     render: (samples) => metrics.render(samples),
   };
 }

@@ -3,6 +3,7 @@
 
 import http from 'node:http';
 import type { ServerResponse } from 'node:http';
+import type { AuthMode } from '../config/types.js';
 import { challengeScheme } from '../proxy/headers.js';
 import { createUpstream, upstreamRequestOptions, type Upstream } from '../proxy/upstream.js';
 import { sendJson } from '../registry/answers.js';
@@ -22,15 +23,20 @@ export type UpstreamAnswer =
 
 export interface UpstreamExpectations {
   /**
-   * Whether the registry signs users in itself, so that its 401 on /v2/ is how it says it works.
-   * Not so today: the gateway does authentication and never passes credentials on, so a registry
-   * asking for its own login refuses every request.
+   * Whether the registry signs users in itself (`--auth upstream`), so that its 401 on /v2/ is how
+   * it says it works. Not so with `--auth basic`: the gateway does authentication and never passes
+   * credentials on, so a registry asking for its own login refuses every request.
    */
   readonly ownAuthExpected: boolean;
 }
 
-/** What the gateway expects of its upstream today. */
+/** What the gateway expects of its upstream with `--auth basic`. */
 export const GATEWAY_AUTH: UpstreamExpectations = { ownAuthExpected: false };
+
+/** What the gateway expects of its upstream in a sign-in mode. */
+export function expectationsFor(mode: AuthMode): UpstreamExpectations {
+  return { ownAuthExpected: mode === 'upstream' };
+}
 
 /** Said by /readyz and by the start-up warning: the registry has its own auth section switched on. */
 export function ownLoginReason(scheme: string | null): string {
@@ -82,15 +88,16 @@ export function answerLiveness(res: ServerResponse): void {
   sendJson(res, 200, JSON.stringify({ status: 'ok' }), { 'cache-control': 'no-store' });
 }
 
-export async function answerReadiness(res: ServerResponse, upstream: Upstream): Promise<void> {
-  const readiness = await checkUpstream(upstream, GATEWAY_AUTH);
+export async function answerReadiness(res: ServerResponse, upstream: Upstream, expected: UpstreamExpectations = GATEWAY_AUTH): Promise<void> {
+  const readiness = await checkUpstream(upstream, expected);
   const body = readiness.ready ? { status: 'ready' } : { status: 'unavailable', reason: readiness.reason };
   sendJson(res, readiness.ready ? 200 : 503, JSON.stringify(body), { 'cache-control': 'no-store' });
 }
 
 /**
  * Asks the upstream once, when the gateway has started, and warns of what would make every
- * request fail: a registry with a login of its own, or none answering yet. Never rejects, and
+ * request fail: a registry with a login of its own where the gateway does sign-in, or none
+ * answering yet; and where the registry is to sign users in itself, of one that lets anyone in. Never rejects, and
  * never holds the process up; the log may name the upstream, /readyz does not.
  */
 export async function warnAboutUpstream(url: URL, log: Logger, expected: UpstreamExpectations = GATEWAY_AUTH): Promise<void> {
@@ -98,7 +105,10 @@ export async function warnAboutUpstream(url: URL, log: Logger, expected: Upstrea
   try {
     const answer = await askUpstream(upstream, READINESS_TIMEOUT_MS, true);
     const fields = { upstream: upstream.origin };
-    if (answer.kind === 'own-login' && !expected.ownAuthExpected) {
+    if (answer.kind === 'registry' && expected.ownAuthExpected) {
+      // Nobody would sign anyone in: the gateway leaves it to a registry that does not.
+      log.warn(fields, `the upstream registry ${upstream.origin} answered /v2/ without credentials, but with --auth upstream the gateway checks none: anyone can pull and push; turn on the registry's own auth (htpasswd or token), or use --auth basic`);
+    } else if (answer.kind === 'own-login' && !expected.ownAuthExpected) {
       log.warn({ ...fields, challenge: answer.scheme }, `${ownLoginReason(answer.scheme)} (upstream ${upstream.origin})`);
     } else if (answer.kind === 'unreachable') {
       log.warn({ ...fields, reason: answer.code }, `the upstream registry ${upstream.origin} is not reachable yet: ${answer.code}; /readyz says 503 until it answers`);

@@ -1,5 +1,7 @@
 // The request pipeline: health -> route -> authenticate -> authorize -> proxy. Each pass either answers the
-// request or hands it on; only the registry API is forwarded, and only once authenticated.
+// request or hands it on; only the registry API is forwarded, and only once authenticated. Where
+// the registry signs users in itself (a scheme that forwards credentials), every path but the
+// gateway's own goes on unchecked, so clients reach the token service beside the registry too.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
@@ -102,7 +104,8 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
   } else if (ctx.path === '/healthz') {
     answerLiveness(res);
   } else if (ctx.path === '/readyz') {
-    return answerReadiness(res, deps.forwarding.upstream);
+    // A registry that signs users in itself answers /v2/ with 401 when it works.
+    return answerReadiness(res, deps.forwarding.upstream, { ownAuthExpected: deps.auth.forwardsCredentials });
   } else if (isRegistryPath(ctx.path)) {
     const user = deps.auth.recall(authRequest(ctx));
     if (user === undefined) return authenticateThenProxy(ctx, deps);
@@ -110,6 +113,8 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     proxy(ctx, deps);
   } else if (isRegistryPath(ctx.path.toLowerCase())) {
     sendRegistryError(res, 400, 'UNSUPPORTED', 'registry API paths start with /v2/ in lower case', { connection: 'close' });
+  } else if (deps.auth.forwardsCredentials) {
+    return passOn(ctx, deps);
   } else {
     sendJson(res, 404, JSON.stringify({ error: 'not found' }));
   }
@@ -137,6 +142,19 @@ function canonicalize(ctx: RequestContext): boolean {
 
 async function authenticateThenProxy(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
   if (await authenticate(ctx, deps)) proxy(ctx, deps);
+}
+
+/**
+ * A path outside the registry API, to the upstream's own sign-in (its token service, a login
+ * page): not the registry's, so none of its checks apply (a token request may well be a form).
+ */
+async function passOn(ctx: RequestContext, deps: PipelineDeps): Promise<void> {
+  if (!(await authenticate(ctx, deps))) return;
+  const { req, res } = ctx;
+  if (req.destroyed || res.destroyed || res.headersSent) return;
+  if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+  ctx.forwarded = true;
+  forward(req, res, ctx, deps.forwarding);
 }
 
 function proxy(ctx: RequestContext, deps: PipelineDeps): void {
@@ -174,6 +192,11 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     return true;
   }
   if (outcome.kind === 'anonymous') return true;
+  if (outcome.kind === 'unverified') {
+    ctx.user = outcome.user;
+    ctx.userVerified = false;
+    return true;
+  }
   ctx.user = outcome.user;
   ctx.failure = failure('auth', outcome.detail);
   deps.metrics?.authFailed(outcome.reason);

@@ -18,7 +18,7 @@ import type { CertificateSource } from '../tls/source.js';
 /** What the gateway starts from: the configuration and what its files held at start-up. */
 export interface GatewaySetup {
   readonly config: Config;
-  /** Users as read at start-up. */
+  /** Users as read at start-up (none with `--auth upstream`, which reads no htpasswd file). */
   readonly users: HtpasswdUsers;
   /** The access file and its policy as read at start-up; null: every user may do everything. */
   readonly access: { readonly file: string; readonly policy: AccessPolicy } | null;
@@ -40,6 +40,9 @@ export interface GatewaySetup {
     readonly recheck: ((now?: Date) => Promise<CertificateCheck | null>) | null;
   };
 }
+
+/** What an htpasswd file that is not read holds: no users, no problems. */
+const NO_USERS = Object.freeze({ users: new Map() as HtpasswdUsers, problems: [] as const });
 
 /** Flags and environment, then the files they name; throws CONFIG_INVALID (exit 2) with every problem. */
 export async function loadGatewaySetup(
@@ -67,11 +70,11 @@ async function readConfigFiles(
 ): Promise<{ setup: Omit<GatewaySetup, 'config'> | null; problems: string[] }> {
   const wanted = namesClientsUse(files.clientAddress);
   const clientCa = files.clientCa === null ? null : await loadClientCa(files.clientCa.file, files.clientCa.source);
-  const htpasswd = await readHtpasswdFile(files.htpasswd.file);
+  const htpasswd = files.htpasswd === null ? NO_USERS : await readHtpasswdFile(files.htpasswd.file);
   const access = files.access === null ? null : await readAccessFile(files.access.file);
   const others = [
     ...(clientCa?.problems ?? []),
-    ...htpasswd.problems.map((p) => `${files.htpasswd.source}: ${formatHtpasswdProblem(p)}`),
+    ...htpasswd.problems.map((p) => `${files.htpasswd!.source}: ${formatHtpasswdProblem(p)}`),
     ...(access?.problems ?? []).map((p) => `${files.access!.source}: ${formatAccessProblem(p)}`),
   ];
   const startable = options.configOk && wanted.problems.length === 0 && others.length === 0;

@@ -69,3 +69,51 @@ describe('clientPort', () => {
     expect(clientPort(null, 443, 8443)).toBe(443);
   });
 });
+
+describe('parseConfig --auth', () => {
+  it('is basic unless told otherwise: the gateway signs users in against --htpasswd', () => {
+    const { config, files } = parseConfig([], {});
+    expect(config?.auth).toBe('basic');
+    expect(config?.htpasswdFile).toBe('./htpasswd');
+    expect(files.htpasswd).toEqual({ file: './htpasswd', source: '--htpasswd/GATEWAY_HTPASSWD' });
+    expect(config?.manifestCacheMs).toBe(1000);
+  });
+
+  it('upstream needs no htpasswd file, reads none, and keeps no manifest cache', () => {
+    for (const [argv, env] of [[['--auth', 'upstream'], {}], [[], { GATEWAY_AUTH: 'upstream' }], [['--auth', ' Upstream '], {}]] as const) {
+      const { config, files, problems } = parseConfig([...argv, '--htpasswd', '/nowhere/htpasswd'], env);
+      expect(problems).toEqual([]);
+      expect(config?.auth).toBe('upstream');
+      expect(config?.htpasswdFile).toBeNull();
+      expect(files.htpasswd).toBeNull();
+      expect(config?.access).toBeNull();
+      expect(config?.manifestCacheMs).toBe(0);
+    }
+    expect(parseConfig(['--auth', 'upstream', '--manifest-cache-ttl', '0'], {}).problems).toEqual([]);
+  });
+
+  it('refuses --access with upstream, naming both options and what to do', () => {
+    const { config, files, problems } = parseConfig(['--auth', 'upstream', '--access', '/nowhere/access.yml'], {});
+    expect(config).toBeNull();
+    expect(files.access).toBeNull();
+    expect(problems).toEqual([
+      '--access cannot be used with --auth upstream: in that mode the registry decides who may pull, push and delete (the gateway verifies nobody); remove --access, or use --auth basic',
+    ]);
+    const fromEnv = parseConfig([], { GATEWAY_AUTH: 'upstream', GATEWAY_ACCESS: 'access.yml' });
+    expect(fromEnv.problems).toEqual([expect.stringMatching(/^GATEWAY_ACCESS cannot be used with GATEWAY_AUTH upstream: .*remove GATEWAY_ACCESS, or use --auth basic$/)]);
+  });
+
+  it('refuses a manifest cache asked for with upstream', () => {
+    const { config, problems } = parseConfig(['--auth', 'upstream'], { GATEWAY_MANIFEST_CACHE_TTL: '5' });
+    expect(config).toBeNull();
+    expect(problems).toEqual([expect.stringMatching(/^GATEWAY_MANIFEST_CACHE_TTL cannot be used with --auth upstream: the gateway would answer one user's manifests to anyone/)]);
+  });
+
+  it('refuses a mode it does not know, naming where it came from and the modes it has', () => {
+    for (const [argv, env, source] of [[['--auth', 'token'], {}, '--auth'], [[], { GATEWAY_AUTH: 'none' }, 'GATEWAY_AUTH'], [['--auth', ''], {}, '--auth']] as const) {
+      const { config, problems } = parseConfig([...argv], env);
+      expect(config).toBeNull();
+      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${source}: ".*" is not a sign-in mode; use basic \\(the gateway checks the users of --htpasswd\\) or upstream \\(the registry behind it signs users in itself\\)$`))]);
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader } from '../../../src/proxy/headers.js';
+import { buildClientResponseHeaders, buildUpstreamRequestHeaders, unwritableHeader, withoutCookieDomain } from '../../../src/proxy/headers.js';
 import { connectionTokens, namesEndToEnd } from '../../../src/proxy/hop-by-hop.js';
 
 const forwarded = { clientAddress: '203.0.113.7', host: 'registry.example.com' };
@@ -79,6 +79,38 @@ describe('buildUpstreamRequestHeaders', () => {
   });
 });
 
+describe('buildUpstreamRequestHeaders where the registry signs users in itself (--auth upstream)', () => {
+  it('passes the client\'s Authorization on, and still drops claims of origin, hop-by-hop and proxy credentials', () => {
+    const headers = buildUpstreamRequestHeaders(
+      [
+        'Host', 'evil.example',
+        'Authorization', 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln',
+        'Proxy-Authorization', 'Basic cHJveHk6cHJveHk=',
+        'X-Forwarded-Host', 'evil.example',
+        'X_Forwarded_For', '10.0.0.1',
+        'Forwarded', 'for=1.2.3.4',
+        'Connection', 'X-Secret',
+        'X-Secret', '1',
+        'Expect', '100-continue',
+        'Accept', 'application/json',
+      ],
+      { ...forwarded, credentials: true },
+    );
+    expect(headers).toEqual({
+      host: 'registry.example.com',
+      authorization: 'Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln',
+      accept: 'application/json',
+      'x-forwarded-for': '203.0.113.7',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'registry.example.com',
+    });
+  });
+
+  it('never passes Authorization without it', () => {
+    expect(buildUpstreamRequestHeaders(['Authorization', 'Basic YTpi'], { ...forwarded, credentials: false }).authorization).toBeUndefined();
+  });
+});
+
 describe('connectionTokens and namesEndToEnd', () => {
   it('lists every Connection header, lower-cased, never Content-Length or Host', () => {
     expect([...connectionTokens(['Connection', 'Keep-Alive, X-A', 'connection', ' accept ,, Host', 'Content-Length', '1'])]).toEqual(['keep-alive', 'x-a', 'accept']);
@@ -122,6 +154,50 @@ describe('buildClientResponseHeaders', () => {
   it('adds the API version header to registry responses that lack it, errors included', () => {
     const headers = buildClientResponseHeaders(['Content-Type', 'application/json'], { ...ctx, status: 500 });
     expect(headers['docker-distribution-api-version']).toBe('registry/2.0');
+  });
+});
+
+describe('buildClientResponseHeaders where the registry signs users in itself (--auth upstream)', () => {
+  const upstreamCtx = { ...rewrite, status: 401, challenge: null, realmOrigin: 'https://registry.example.com', registryApi: true };
+
+  it('passes every challenge of the registry, a realm on its own origin moved onto the gateway', () => {
+    const headers = buildClientResponseHeaders(
+      [
+        'WWW-Authenticate', 'Bearer realm="http://registry:5000/token",service="registry",scope="repository:team/app:pull"',
+        'WWW-Authenticate', 'Basic realm="test"',
+      ],
+      upstreamCtx,
+    );
+    expect(headers['www-authenticate']).toEqual([
+      'Bearer realm="https://registry.example.com/token",service="registry",scope="repository:team/app:pull"',
+      'Basic realm="test"',
+    ]);
+  });
+
+  it('keeps Set-Cookie on the gateway\'s host: its Domain attribute goes, the rest stays', () => {
+    const headers = buildClientResponseHeaders(
+      ['Set-Cookie', 'sid=abc; Path=/; Domain=.internal.example; HttpOnly; Secure', 'Set-Cookie', 'csrf=x; domain=registry; SameSite=Strict'],
+      { ...upstreamCtx, status: 200, registryApi: false },
+    );
+    expect(headers['set-cookie']).toEqual(['sid=abc; Path=/; HttpOnly; Secure', 'csrf=x; SameSite=Strict']);
+    expect(headers['docker-distribution-api-version']).toBeUndefined();
+  });
+
+  it('leaves Set-Cookie as it was where the gateway signs users in', () => {
+    const headers = buildClientResponseHeaders(['Set-Cookie', 'sid=abc; Domain=.internal.example'], { ...rewrite, status: 200, challenge: 'Basic realm="R"', registryApi: true });
+    expect(headers['set-cookie']).toBe('sid=abc; Domain=.internal.example');
+  });
+});
+
+describe('withoutCookieDomain', () => {
+  it('drops Domain in any case and spacing, and only Domain', () => {
+    expect(withoutCookieDomain('a=b')).toBe('a=b');
+    expect(withoutCookieDomain('a=b;Domain=x.example;Path=/')).toBe('a=b;Path=/');
+    expect(withoutCookieDomain('a=b; DOMAIN = x.example')).toBe('a=b');
+    expect(withoutCookieDomain('a=b; Domain')).toBe('a=b');
+    // A cookie named domain is the cookie itself, and an attribute that merely starts so is another.
+    expect(withoutCookieDomain('domain=x; Path=/')).toBe('domain=x; Path=/');
+    expect(withoutCookieDomain('a=b; Domains=x')).toBe('a=b; Domains=x');
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rewriteForHost, rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
+import { rewriteChallenge, rewriteForHost, rewriteLink, rewriteLocation, type RewriteContext } from '../../../src/proxy/rewrite.js';
 
 const upstreamOrigins = new Set(['http://127.0.0.1:5000', 'https://127.0.0.1:8443']);
 const relative: RewriteContext = { publicOrigin: null, upstreamOrigins };
@@ -90,5 +90,51 @@ describe('rewriteForHost', () => {
 
   it('leaves relative URLs relative without a public URL', () => {
     expect(on('registry.example.com', relative)).toBe(`/v2/team/app/blobs/uploads/u1?${state}`);
+  });
+});
+
+describe('rewriteChallenge', () => {
+  const origin = 'https://registry.example.com';
+
+  it("moves a realm on the upstream's own origin onto the public origin, keeping scheme, path, query and every other parameter", () => {
+    expect(rewriteChallenge('Bearer realm="http://127.0.0.1:5000/token",service="registry",scope="repository:team/app:pull,push"', pub, origin)).toBe(
+      'Bearer realm="https://registry.example.com/token",service="registry",scope="repository:team/app:pull,push"',
+    );
+    expect(rewriteChallenge('Bearer realm="http://127.0.0.1:5000/service/token?x=1&y=%2F"', pub, origin)).toBe('Bearer realm="https://registry.example.com/service/token?x=1&y=%2F"');
+    expect(rewriteChallenge('Bearer realm="http://127.0.0.1:5000"', pub, origin)).toBe('Bearer realm="https://registry.example.com/"');
+  });
+
+  it('takes the realm parameter in any case, unquoted or quoted, with spaces around "="', () => {
+    expect(rewriteChallenge('Bearer REALM = "HTTP://127.0.0.1:5000/token", service="registry"', pub, origin)).toBe('Bearer REALM = "https://registry.example.com/token", service="registry"');
+    expect(rewriteChallenge('Bearer realm=http://127.0.0.1:5000/token,service=registry', pub, origin)).toBe('Bearer realm="https://registry.example.com/token",service=registry');
+    expect(rewriteChallenge('Bearer service="registry",realm="https://127.0.0.1:8443/token"', pub, origin)).toBe('Bearer service="registry",realm="https://registry.example.com/token"');
+  });
+
+  it('passes a realm on another origin (an external token server) untouched', () => {
+    for (const value of [
+      'Bearer realm="https://auth.example.com/token",service="registry"',
+      'Bearer realm="http://127.0.0.1:5001/token",service="registry"',
+      'Bearer realm="https://127.0.0.1:5000/token"',
+    ]) {
+      expect(rewriteChallenge(value, pub, origin)).toBe(value);
+    }
+  });
+
+  it('leaves a Basic realm, which names no URL, and a relative realm as they are', () => {
+    expect(rewriteChallenge('Basic realm="Registry Realm"', pub, origin)).toBe('Basic realm="Registry Realm"');
+    expect(rewriteChallenge('Bearer realm="/token"', pub, origin)).toBe('Bearer realm="/token"');
+    expect(rewriteChallenge('Bearer realm="//127.0.0.1:5000/token"', pub, origin)).toBe('Bearer realm="//127.0.0.1:5000/token"');
+  });
+
+  it('never takes "realm=" inside another parameter\'s value for the realm', () => {
+    const value = 'Bearer scope="x realm=http://127.0.0.1:5000/a",realm="https://auth.example.com/token"';
+    expect(rewriteChallenge(value, pub, origin)).toBe(value);
+    expect(rewriteChallenge('Bearer error="a \\" realm=http://127.0.0.1:5000/b",realm="http://127.0.0.1:5000/token"', pub, origin)).toBe(
+      'Bearer error="a \\" realm=http://127.0.0.1:5000/b",realm="https://registry.example.com/token"',
+    );
+  });
+
+  it('rewrites each challenge of a list', () => {
+    expect(rewriteChallenge('Basic realm="r", Bearer realm="http://127.0.0.1:5000/token"', pub, origin)).toBe('Basic realm="r", Bearer realm="https://registry.example.com/token"');
   });
 });

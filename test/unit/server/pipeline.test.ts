@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../../../src/auth/authenticator.js';
 import { createBasicScheme } from '../../../src/auth/basic-scheme.js';
 import { createLoginThrottle } from '../../../src/auth/throttle.js';
+import { createUpstreamScheme } from '../../../src/auth/upstream-scheme.js';
 import { parseHtpasswd } from '../../../src/auth/htpasswd.js';
 import { createUpstream } from '../../../src/proxy/upstream.js';
 import { createRequestHandler } from '../../../src/server/pipeline.js';
@@ -76,5 +77,35 @@ describe('request pipeline', () => {
     const res = await request(handler).get('/v2/').set('authorization', 'Basic YWxpY2U6YWxpY2Utc2VjcmV0');
     expect(res.status).toBe(502);
     expect(res.body.errors[0].code).toBe('UNAVAILABLE');
+  });
+});
+
+describe('request pipeline with the registry signing users in itself (--auth upstream)', () => {
+  const upstreamAuth = createUpstreamScheme();
+  const passing = createRequestHandler({
+    auth: upstreamAuth,
+    forwarding: { upstream, rewrite: { publicOrigin: null, upstreamOrigins: new Set() }, challenge: upstreamAuth.challenge, forwardedHost: 'localhost', log, reclaim: { relayed: () => undefined }, manifests: null },
+    log,
+    hstsMaxAge: 600,
+    draining: () => false,
+    metrics: null,
+  });
+
+  it('still answers /healthz itself', async () => {
+    const res = await request(passing).get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok' });
+  });
+
+  it('forwards every other path, without credentials too: nothing listens upstream, so 502', async () => {
+    for (const path of ['/v2/', '/token?service=registry&scope=repository:a:pull', '/service/token', '/']) {
+      const res = await request(passing).get(path);
+      expect(res.status, path).toBe(502);
+      expect(res.headers['www-authenticate'], path).toBeUndefined();
+    }
+  });
+
+  it('refuses /V2/ before the upstream, as in the other mode', async () => {
+    expect((await request(passing).get('/V2/')).status).toBe(400);
   });
 });
