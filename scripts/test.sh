@@ -42,7 +42,7 @@ entries() { # one line per entry: /tmp/NAME, and ./PATH for the working tree's u
 [[ $check_leftovers == yes ]] && before=$(entries)
 
 # tool -> Debian package
-declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk)
+declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [podman]=podman [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk)
 missing=()
 for tool in "${!PACKAGES[@]}"; do command -v "$tool" >/dev/null || missing+=("${PACKAGES[$tool]}"); done
 if ((${#missing[@]})); then
@@ -149,8 +149,9 @@ node -e '
       passed += 1 - x; failed += x;
       continue;
     }
-    // A test file that fails to load counts as a failure even though none of its tests ran.
-    const unloaded = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+    // A test file that fails to load, or whose beforeAll/afterAll failed (its tests then show as
+    // skipped, or passed), counts as a failure even though none of its tests failed.
+    const unloaded = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
     const p = r.numPassedTests, x = r.numFailedTests + unloaded;
     console.log(`${path.basename(f, ".json")}: ${p} passed, ${x} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
     passed += p; failed += x;

@@ -8,6 +8,7 @@ import { delimiter, join } from 'node:path';
 export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'docker-registry': 'docker-registry',
   skopeo: 'skopeo',
+  podman: 'podman',
   htpasswd: 'apache2-utils',
   openssl: 'openssl',
   docker: 'docker.io',
