@@ -9,8 +9,9 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
-import { exec, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type Memory, type Service } from './services.js';
+import { exec, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type FrontFiles, type Memory, type Service } from './services.js';
 import { ensureTools, firstLine, frontFiles, logger, machineAndNode, scratch } from './setup.js';
+import { writeHtpasswd } from '../test/helpers/htpasswd.js';
 
 const USAGE = `Usage: npm run bench -- [options]
   --blob-mib N         size of the blob pulled and pushed (default 512)
@@ -61,7 +62,15 @@ const REPO = 'bench/seed';
 const USERS = {
   bcrypt: { user: 'bcrypt10', password: 'bench-bcrypt-password' },
   apr1: { user: 'apr1', password: 'bench-apr1-password' },
+  /** A user of the registry's own htpasswd file, for `--auth upstream`. */
+  registry: { user: 'bcrypt4', password: 'bench-registry-password' },
 };
+/**
+ * The bcrypt cost of the registry's own users: distribution's htpasswd reads bcrypt only, and 4 is
+ * the lowest cost Go's bcrypt (and Apache's htpasswd -C) accepts, so the registry spends the least
+ * it can on every request's password.
+ */
+const REGISTRY_BCRYPT_COST = 4;
 const FRONTS = ['gateway', 'nginx'] as const;
 // Asks every front for a fresh answer: the gateway then skips its manifest cache, as nginx (the
 // recipe has no cache) always does.
@@ -119,6 +128,38 @@ async function versions(): Promise<Record<string, string>> {
   };
 }
 
+/** A wrk run through `service`, with the CPU its processes spent per request, in µs. */
+async function wrkWithCpu(service: Service, t: Target, seconds: number, headers: readonly string[] = []): Promise<{ r: WrkResult; cpuUs: number }> {
+  const cpu = treeCpuSeconds(service.pid);
+  const r = await wrk(t, REPO, seconds, { headers });
+  return { r, cpuUs: ((treeCpuSeconds(service.pid) - cpu) / r.requests) * 1e6 };
+}
+
+interface OwnAuth {
+  /** The registry signing users in itself, on the first registry's storage. */
+  readonly registry: Service;
+  readonly fronts: Record<Front, Service>;
+}
+
+/**
+ * For `--auth upstream`: a second registry on the first one's storage (so it serves the seeded
+ * manifest) with `auth: htpasswd`, and both fronts in front of it, passing Authorization on. Each
+ * service joins `started` as soon as it runs, for the cleanup.
+ */
+async function startOwnAuth(tmp: string, files: FrontFiles, o: { storage: string; cli: string }, started: Service[]): Promise<OwnAuth> {
+  const dir = (d: string) => join(tmp, 'own-auth', d);
+  for (const d of ['registry', 'nginx', 'gateway']) await mkdir(dir(d), { recursive: true });
+  const htpasswd = dir('registry/htpasswd');
+  await writeHtpasswd(htpasswd, [{ ...USERS.registry, algorithm: 'bcrypt', cost: REGISTRY_BCRYPT_COST }]);
+  const registry = await startRegistry(dir('registry'), { storage: o.storage, htpasswd });
+  started.push(registry);
+  const gateway = await startGateway(dir('gateway'), files, registry.port, { cli: o.cli, workers: opts.workers, auth: 'upstream' });
+  started.push(gateway);
+  const nginx = await startNginx(dir('nginx'), files, registry.port, 'upstream');
+  started.push(nginx);
+  return { registry, fronts: { gateway, nginx } };
+}
+
 interface Row {
   label: string;
   gateway: number[];
@@ -160,13 +201,19 @@ async function main(): Promise<number> {
     const nginx = await startNginx(join(tmp, 'nginx'), files, registry.port);
     started.push(nginx);
     const services: Record<Front, Service> = { gateway, nginx };
-    const target = (front: Front, who: keyof typeof USERS): Target => ({
-      base: `https://127.0.0.1:${services[front].port}`,
+    const serviceTarget = (service: Service, who: keyof typeof USERS): Target => ({
+      base: `https://127.0.0.1:${service.port}`,
       caFile: files.caFile,
       credentials: `${USERS[who].user}:${USERS[who].password}`,
     });
+    const target = (front: Front, who: keyof typeof USERS) => serviceTarget(services[front], who);
     const processes = (front: Front) => processTree(services[front].pid).length;
     log(`gateway on ${gateway.port} (${processes('gateway')} processes), nginx on ${nginx.port} (${processes('nginx')} processes)`);
+
+    log(`the registry's own auth: a second registry (auth: htpasswd, bcrypt cost ${REGISTRY_BCRYPT_COST}) on the same storage, a gateway with --auth upstream and nginx without auth_basic`);
+    const own = await startOwnAuth(tmp, files, { storage: join(tmp, 'registry', 'storage'), cli }, started);
+    const ownTarget = (front: Front) => serviceTarget(own.fronts[front], 'registry');
+    const ownUpstream: Target = { base: `http://127.0.0.1:${own.registry.port}`, credentials: `${USERS.registry.user}:${USERS.registry.password}` };
 
     // Warm-up, as after a docker login: each front serves the whole blob, checked byte for byte.
     for (const front of FRONTS) await verifiedPull(target(front, 'bcrypt'), blob);
@@ -190,9 +237,14 @@ async function main(): Promise<number> {
       pushCpu: { label: 'front CPU per GB pushed, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
       apr1Cpu: { label: 'front CPU per apr1 request, µs (less is better)', gateway: [], nginx: [], unit: 'µs' } as Row,
       freshCpu: { label: 'front CPU per apr1 request to the registry, µs (less is better)', gateway: [], nginx: [], unit: 'µs' } as Row,
+      // A second registry signing users in itself (at the least bcrypt cost it accepts), both
+      // fronts passing Authorization on: the gateway with --auth upstream, nginx without auth_basic.
+      ownRps: { label: `registry's own auth (--auth upstream; registry htpasswd, bcrypt cost ${REGISTRY_BCRYPT_COST}), requests/s`, gateway: [], nginx: [], unit: 'req/s' } as Row,
+      ownP99: { label: `registry's own auth, p99 latency ms`, gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      ownCpu: { label: `registry's own auth, front CPU per request, µs (less is better)`, gateway: [], nginx: [], unit: 'µs' } as Row,
     };
     const cpuOf = (front: Front) => treeCpuSeconds(services[front].pid);
-    const ceiling = { pull: [] as number[], push: [] as number[], rps: [] as number[] };
+    const ceiling = { pull: [] as number[], push: [] as number[], rps: [] as number[], ownRps: [] as number[] };
     const record = (row: Row, front: Front, value: number) => row[front].push(value);
     const recordWrk = (prefix: 'bcrypt' | 'apr1', front: Front, r: WrkResult) => {
       record(rows[`${prefix}Rps`], front, r.rps);
@@ -234,9 +286,8 @@ async function main(): Promise<number> {
         }
       }
       for (const front of FRONTS) {
-        const cpu = cpuOf(front);
-        const r = await wrk(target(front, 'apr1'), REPO, opts.wrkSeconds, { headers: [FRESH] });
-        record(rows.freshCpu, front, ((cpuOf(front) - cpu) / r.requests) * 1e6);
+        const { r, cpuUs } = await wrkWithCpu(services[front], target(front, 'apr1'), opts.wrkSeconds, [FRESH]);
+        record(rows.freshCpu, front, cpuUs);
         log(`  wrk apr1, ${FRESH}, ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms`);
         record(rows.freshRps, front, r.rps);
         record(rows.freshP99, front, r.p99ms);
@@ -245,6 +296,17 @@ async function main(): Promise<number> {
       const upWrk = await wrk(upstream, REPO, opts.wrkSeconds);
       ceiling.rps.push(upWrk.rps);
       log(`  wrk upstream: ${upWrk.rps.toFixed(0)} req/s, p50 ${upWrk.p50ms} ms, p99 ${upWrk.p99ms} ms`);
+      for (const front of FRONTS) {
+        const { r, cpuUs } = await wrkWithCpu(own.fronts[front], ownTarget(front), opts.wrkSeconds);
+        record(rows.ownCpu, front, cpuUs);
+        log(`  wrk registry's own auth, ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms`);
+        record(rows.ownRps, front, r.rps);
+        record(rows.ownP99, front, r.p99ms);
+        await sleep(500);
+      }
+      const upOwn = await wrk(ownUpstream, REPO, opts.wrkSeconds);
+      ceiling.ownRps.push(upOwn.rps);
+      log(`  wrk upstream with its own auth: ${upOwn.rps.toFixed(0)} req/s, p50 ${upOwn.p50ms} ms, p99 ${upOwn.p99ms} ms`);
     }
 
     log(`${opts.parallelPulls} parallel pulls through each front, RSS sampled every 100 ms`);
@@ -314,6 +376,7 @@ async function main(): Promise<number> {
       `| ceiling: pull straight from the registry (plain HTTP), MB/s | ${fmt(median(ceiling.pull))} | | | | |`,
       `| ceiling: push straight to the registry (plain HTTP), MB/s | ${fmt(median(ceiling.push))} | | | | |`,
       `| ceiling for requests that reach the registry: small requests straight to it (no TLS, no auth), req/s | ${fmt(median(ceiling.rps))} | | | | |`,
+      `| ceiling for the registry's own auth: small requests straight to it (no TLS, its bcrypt cost ${REGISTRY_BCRYPT_COST} user), req/s | ${fmt(median(ceiling.ownRps))} | | | | |`,
     );
     const perRound = [
       '| per round | ' + Array.from({ length: opts.rounds }, (_, i) => `round ${i + 1}`).join(' | ') + ' |',
@@ -324,6 +387,7 @@ async function main(): Promise<number> {
       `| pull straight from the registry, MB/s | ${ceiling.pull.map((v) => fmt(v)).join(' | ')} |`,
       `| push straight to the registry, MB/s | ${ceiling.push.map((v) => fmt(v)).join(' | ')} |`,
       `| small requests straight to the registry, req/s | ${ceiling.rps.map((v) => fmt(v)).join(' | ')} |`,
+      `| small requests straight to the registry with its own auth, req/s | ${ceiling.ownRps.map((v) => fmt(v)).join(' | ')} |`,
     ];
     const v = await versions();
     const missed = checks.filter((c) => !c.ok);
@@ -334,6 +398,7 @@ ${new Date().toISOString().slice(0, 10)}, \`npm run bench -- --blob-mib ${opts.b
 - machine: ${v.machine}; Node ${v.node}; ${v.nginx}; ${v.registry}; ${v.openssl}; ${v.curl}; ${v.wrk}
 - gateway: \`serve --log-level warn\`, ${opts.workers === null ? 'default' : opts.workers} workers (${processes('gateway')} processes); RSS after the warm-up ${fmt(idle.rssMiB, 1)} MiB (PSS ${fmt(idle.pssMiB, 1)})
 - nginx: the distribution docs' "Authenticate proxy with nginx" recipe, \`worker_processes auto\` (${processes('nginx')} processes), \`access_log off\`
+- registry's own auth rows: a second registry with \`auth: htpasswd\` (bcrypt cost ${REGISTRY_BCRYPT_COST}), behind a second gateway (\`serve --auth upstream --log-level warn\`, ${processTree(own.fronts.gateway.pid).length} processes) and a second nginx (the recipe without \`auth_basic\`, ${processTree(own.fronts.nginx.pid).length} processes)
 - 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (anything else running shares the cores)
 - TLS as negotiated by OpenSSL's client: gateway ${tls.gateway}, nginx ${tls.nginx}; the same EC P-256 certificate
 
@@ -376,6 +441,14 @@ Gateway RSS (MiB) after each 5 s run of small requests, from ${fmt(before.rssMiB
   work, whatever else the cores were doing.
 - The ceiling rows are the same pull, push and wrk run straight to the registry over plain HTTP,
   without credentials: no front can pass them for what the registry itself must answer.
+- Registry's own auth (\`--auth upstream\`): a second registry, on the first one's storage, signs
+  users in itself (\`auth: htpasswd\`; distribution reads bcrypt only, and the user's cost
+  ${REGISTRY_BCRYPT_COST} is the lowest it accepts, so the registry's own hash costs the least it
+  can). In front of it a second gateway with \`--auth upstream\` (it checks no credentials and
+  keeps no manifests) and a second nginx, the recipe without \`auth_basic\` (nginx passes the
+  Authorization header on by default). The same wrk run of manifest GETs with the Basic header
+  goes through each, then straight to that registry (its ceiling row); front CPU is measured as
+  above. Every request reaches the registry, which checks the password each time.
 `;
     await writeFile(opts.out, report);
     console.log(`\n${lines.join('\n')}\n`);

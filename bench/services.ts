@@ -158,13 +158,21 @@ async function statusOf(url: string, caFile?: string): Promise<number> {
   return Number(r.stdout) || 0;
 }
 
+export interface RegistryOptions {
+  /** Storage folder; another registry's to serve what it holds (default: `dir/storage`). */
+  readonly storage?: string;
+  /** The registry's own sign-in (`auth: htpasswd`, which reads bcrypt lines only) with this file. */
+  readonly htpasswd?: string;
+}
+
 /**
  * The distribution registry (Debian's docker-registry) on plain HTTP, filesystem storage in `dir`.
  * It logs warnings only, so its own logging costs the same (nothing) behind every front.
  */
-export async function startRegistry(dir: string): Promise<Service> {
+export async function startRegistry(dir: string, options: RegistryOptions = {}): Promise<Service> {
   const port = await freePort();
   const config = join(dir, 'registry.yml');
+  const auth = options.htpasswd === undefined ? [] : ['auth:', '  htpasswd:', '    realm: registry-gateway-bench', `    path: ${JSON.stringify(options.htpasswd)}`];
   await writeFile(
     config,
     [
@@ -175,19 +183,21 @@ export async function startRegistry(dir: string): Promise<Service> {
       '    disabled: true',
       'storage:',
       '  filesystem:',
-      `    rootdirectory: ${JSON.stringify(join(dir, 'storage'))}`,
+      `    rootdirectory: ${JSON.stringify(options.storage ?? join(dir, 'storage'))}`,
       '  maintenance:',
       '    uploadpurging:',
       '      enabled: false',
       'http:',
       `  addr: 127.0.0.1:${port}`,
       '  secret: registry-gateway-bench',
+      ...auth,
       '',
     ].join('\n'),
   );
+  const ready = options.htpasswd === undefined ? 200 : 401;
   return startService('docker-registry', port, 'docker-registry', ['serve', config], {
     logFile: join(dir, 'registry.log'),
-    ready: async () => (await statusOf(`http://127.0.0.1:${port}/v2/`)) === 200,
+    ready: async () => (await statusOf(`http://127.0.0.1:${port}/v2/`)) === ready,
   });
 }
 
@@ -199,12 +209,19 @@ export interface FrontFiles {
 }
 
 /**
+ * Who signs users in behind a front. `basic`: the front, against the htpasswd file. `upstream`: the
+ * registry itself; the front passes Authorization on, and the registry's 401 and challenge back.
+ */
+export type FrontAuth = 'basic' | 'upstream';
+
+/**
  * nginx as in the distribution documentation's recipe "Authenticate proxy with nginx"
  * (docs/content/recipes/nginx.md: TLS settings, auth_basic, the API-version header map, the proxy
  * headers, proxy_read_timeout 900), plus what a streaming deployment of it adds: no request or
  * response buffering, a keep-alive upstream, worker_processes auto. No access log (see run.ts).
+ * With `auth: 'upstream'`, the recipe without its auth_basic lines.
  */
-export function nginxConfig(o: FrontFiles & { dir: string; port: number; upstreamPort: number }): string {
+export function nginxConfig(o: FrontFiles & { dir: string; port: number; upstreamPort: number; auth: FrontAuth }): string {
   return `# nginx for the registry-gateway benchmark; started with: nginx -p ${o.dir} -c nginx.conf -e error.log
 worker_processes auto;
 daemon off;
@@ -264,9 +281,7 @@ http {
         return 404;
       }
 
-      # To add basic authentication to v2 use auth_basic setting.
-      auth_basic "Registry realm";
-      auth_basic_user_file ${o.htpasswd};
+${o.auth === 'basic' ? nginxBasicAuth(o.htpasswd) : nginxUpstreamAuth}
 
       ## If $docker_distribution_api_version is empty, the header is not added.
       ## See the map directive above where this variable is defined.
@@ -290,22 +305,32 @@ http {
 `;
 }
 
+const nginxBasicAuth = (htpasswd: string) => `      # To add basic authentication to v2 use auth_basic setting.
+      auth_basic "Registry realm";
+      auth_basic_user_file ${htpasswd};`;
+
+const nginxUpstreamAuth = `      # No auth_basic: the registry signs users in itself. nginx passes every request header on,
+      # Authorization included, and the registry's 401 with its challenge back.`;
+
 /** nginx as its own master, in the foreground, everything (pid, logs, temp files) under `dir`. */
-export async function startNginx(dir: string, files: FrontFiles, upstreamPort: number): Promise<Service> {
+export async function startNginx(dir: string, files: FrontFiles, upstreamPort: number, auth: FrontAuth = 'basic'): Promise<Service> {
   const port = await freePort();
-  await writeFile(join(dir, 'nginx.conf'), nginxConfig({ ...files, dir, port, upstreamPort }));
+  await writeFile(join(dir, 'nginx.conf'), nginxConfig({ ...files, dir, port, upstreamPort, auth }));
   return startService('nginx', port, 'nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
     logFile: join(dir, 'nginx.out'),
     ready: async () => (await statusOf(`https://127.0.0.1:${port}/v2/`, files.caFile)) === 401,
   });
 }
 
-/** The gateway from dist/, with the same certificate, users and upstream; warnings-only logging. */
+/**
+ * The gateway from dist/, with the same certificate, users and upstream; warnings-only logging.
+ * With `auth: 'upstream'`, `--auth upstream` and no htpasswd file: the registry signs users in.
+ */
 export async function startGateway(
   dir: string,
   files: FrontFiles,
   upstreamPort: number,
-  options: { cli: string; workers: string | null },
+  options: { cli: string; workers: string | null; auth?: FrontAuth },
 ): Promise<Service> {
   const port = await freePort();
   // GATEWAY_* variables from the caller's environment must not change what is measured.
@@ -316,7 +341,7 @@ export async function startGateway(
     '--upstream', `http://127.0.0.1:${upstreamPort}`,
     '--tls-cert', files.cert,
     '--tls-key', files.key,
-    '--htpasswd', files.htpasswd,
+    ...(options.auth === 'upstream' ? ['--auth', 'upstream'] : ['--htpasswd', files.htpasswd]),
     '--log-level', 'warn',
     ...(options.workers === null ? [] : ['--workers', options.workers]),
   ];
