@@ -292,9 +292,9 @@ function relayResponse(
     ...rewrite,
     status,
     challenge: settings.challenge,
-    // The public origin as this client reaches it: a realm must be absolute, and relative is what
-    // rewriteForHost makes for a client using another name.
-    realmOrigin: rewrite.publicOrigin ?? `https://${req.headers.host ?? settings.forwardedHost}`,
+    // Where the registry signs users in itself, the public origin as this client reaches it: a
+    // realm must be absolute, and relative is what rewriteForHost makes for one using another name.
+    ...(settings.challenge === null ? { realmOrigin: rewrite.publicOrigin ?? `https://${req.headers.host ?? settings.forwardedHost}` } : {}),
     // Only the registry API's answers say its version; a token service's (upstream auth) do not.
     registryApi: state.path === '/v2' || state.path.startsWith('/v2/'),
   });

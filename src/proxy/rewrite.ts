@@ -52,9 +52,9 @@ export function rewriteUrl(value: string, ctx: RewriteContext, isRedirect: boole
  */
 export function rewriteForHost(ctx: RewriteContext, host: string | undefined): RewriteContext {
   if (ctx.publicOrigin === null || host === undefined) return ctx;
-  const publicHost = ctx.publicOrigin.slice(ctx.publicOrigin.indexOf('//') + 2).toLowerCase();
+  // A URL's origin is lower case already, and leaves out the default port.
   const requested = host.toLowerCase().replace(/:443$/, '');
-  return requested === publicHost ? ctx : { ...ctx, publicOrigin: null };
+  return ctx.publicOrigin.slice(ctx.publicOrigin.indexOf('//') + 2) === requested ? ctx : { ...ctx, publicOrigin: null };
 }
 
 export function rewriteLocation(value: string, ctx: RewriteContext, status: number): string {

@@ -11,7 +11,7 @@ import { basename, dirname, join } from 'node:path';
 import type { AutoCertificateSettings, FileOption } from '../config/types.js';
 import { GatewayError } from '../errors.js';
 import { trustInstructions, trustedNames, writeCertificateSet } from './cert-files.js';
-import { normalizeServerNames } from './certificates.js';
+import { normalizeServerNames, urlHostName } from './certificates.js';
 import { openCertificateFiles, type OpenedCertificates } from './file-source.js';
 import { checkServerCertificate, type CertificateCheck, type CertificateCheckInput } from './renew.js';
 
@@ -46,7 +46,7 @@ function isUsableHostName(name: string): boolean {
  */
 export function autoCertificateNames(publicUrl: URL | null, extraSans: readonly string[], machine = hostname()): { hosts: string[]; ips: string[] } {
   const machineName = isUsableHostName(machine.toLowerCase()) ? machine : undefined;
-  const entries = [publicUrl?.hostname.replace(/^\[|\]$/g, ''), machineName, 'localhost', '127.0.0.1', '::1', ...extraSans];
+  const entries = [publicUrl === null ? undefined : urlHostName(publicUrl), machineName, 'localhost', '127.0.0.1', '::1', ...extraSans];
   const unique = [...new Set(entries.filter((e): e is string => e !== undefined && e.trim() !== '').map((e) => e.trim().toLowerCase()))];
   return { hosts: unique.filter((e) => isIP(e) === 0), ips: unique.filter((e) => isIP(e) !== 0) };
 }

@@ -7,7 +7,7 @@ import { chmod, lstat, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/
 import { basename, dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import { GatewayError } from '../errors.js';
-import { CA_DAYS, createCa, createClientCertificate, createServerCertificate, normalizeServerNames, type KeyAndCert } from './certificates.js';
+import { CA_DAYS, createCa, createClientCertificate, createServerCertificate, normalizeServerNames, urlHostName, type KeyAndCert } from './certificates.js';
 import { constraintsFor, describeConstraints, readNameConstraints } from './name-constraints.js';
 
 export interface CertificateSetOptions {
@@ -154,7 +154,7 @@ export function trustInstructions(caFile: string, names: string[], port: number)
  * uses), else every name of the certificate.
  */
 export function trustedNames(publicUrl: URL | null, certificateNames: readonly string[]): string[] {
-  return publicUrl === null ? [...certificateNames] : [publicUrl.hostname.replace(/^\[|\]$/g, '').toLowerCase()];
+  return publicUrl === null ? [...certificateNames] : [urlHostName(publicUrl).toLowerCase()];
 }
 
 /** What the CA's name constraints limit that trust to, read back from the CA file as written. */

@@ -149,6 +149,11 @@ export interface ServerNames {
   readonly ips: { text: string; bytes: Buffer }[];
 }
 
+/** The host a URL names, as a certificate holds it: an IPv6 address without its brackets. */
+export function urlHostName(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '');
+}
+
 /**
  * Checks every host name (RFC 1123, or a wildcard `*.example.com`) and IP address (v4 or v6)
  * before any key is made. Errors name the bad value; the code says whether it was a host

@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import type { ClientAddress } from '../config/types.js';
 import { isGatewayError } from '../errors.js';
 import { shellWord, writeServerCertificate } from './cert-files.js';
-import { describeCertificate, normalizeServerNames } from './certificates.js';
+import { describeCertificate, normalizeServerNames, urlHostName } from './certificates.js';
 import { describeConstraints, namesOutside, readNameConstraints } from './name-constraints.js';
 
 /** A certificate this close to its end is re-issued. */
@@ -45,7 +45,7 @@ export function namesClientsUse(address: Pick<ClientAddress, 'publicUrl' | 'publ
     if (ip) ips.push(name);
     else hosts.push(name.toLowerCase());
   };
-  if (address.publicUrl !== null) add(address.publicUrl.hostname.replace(/^\[|\]$/g, ''), address.publicUrlSource);
+  if (address.publicUrl !== null) add(urlHostName(address.publicUrl), address.publicUrlSource);
   for (const name of address.extraSans) add(name, address.extraSansSource);
   return { names: { hosts: [...new Set(hosts)], ips: [...new Set(ips)] }, problems };
 }

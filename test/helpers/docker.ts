@@ -6,7 +6,7 @@ import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTar } from './oci-layout.js';
-import { requireTool, run, type RunResult } from './tools.js';
+import { requireTool, run, runOk, type RunResult } from './tools.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** The project's own engine script: uses DOCKER_HOST or the default socket when they answer, else starts one. */
@@ -38,15 +38,11 @@ export interface DockerCli {
 export function dockerCli(dockerHost: string, configDir: string, extraEnv: NodeJS.ProcessEnv = {}): DockerCli {
   const docker = requireTool('docker');
   const env = { ...process.env, DOCKER_HOST: dockerHost, DOCKER_CONFIG: configDir, DOCKER_BUILDKIT: '0', ...extraEnv };
-  const runDocker = (args: string[], input?: string) => run(docker, args, { env, timeoutMs: 280_000, ...(input === undefined ? {} : { input }) });
+  const options = (input?: string) => ({ env, timeoutMs: 280_000, ...(input === undefined ? {} : { input }) });
   return {
     env,
-    run: runDocker,
-    async ok(args, input) {
-      const r = await runDocker(args, input);
-      if (r.code !== 0) throw new Error(`docker ${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-      return r;
-    },
+    run: (args, input) => run(docker, args, options(input)),
+    ok: (args, input) => runOk(docker, args, options(input)),
   };
 }
 

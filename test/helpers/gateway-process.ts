@@ -19,6 +19,21 @@ import { eventually, sleep } from './wait.js';
 /** The built CLI. */
 export const GATEWAY_BIN = resolve(import.meta.dirname, '../../dist/cli/main.js');
 
+/** One JSON line of the gateway's log. */
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** The JSON log lines in a gateway's output (other lines, such as plain-text notices, skipped). */
+export function jsonLogLines(output: string): LogLine[] {
+  return output
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
 export interface CliOptions {
   /** Variables added to the environment (which is PATH only otherwise). */
   env?: Record<string, string>;

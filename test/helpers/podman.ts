@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireTool, run, type RunResult } from './tools.js';
+import { requireTool, run, runOk, type RunResult } from './tools.js';
 
 const CERTS_ROOT = '/etc/containers/certs.d';
 
@@ -62,19 +62,14 @@ export async function podmanCli(dir: string): Promise<PodmanCli> {
     '--cgroup-manager', 'cgroupfs',
     '--events-backend', 'file',
   ];
-  const runPodman = (args: string[], input?: string) =>
-    run(podman, [...globalArgs, ...args], { env, timeoutMs: 180_000, ...(input === undefined ? {} : { input }) });
+  const options = (input?: string) => ({ env, timeoutMs: 180_000, ...(input === undefined ? {} : { input }) });
   let removed = false;
   return {
     env,
     globalArgs,
     authFile,
-    run: runPodman,
-    async ok(args, input) {
-      const r = await runPodman(args, input);
-      if (r.code !== 0) throw new Error(`podman ${args.join(' ')} failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
-      return r;
-    },
+    run: (args, input) => run(podman, [...globalArgs, ...args], options(input)),
+    ok: (args, input) => runOk(podman, [...globalArgs, ...args], options(input)),
     async remove() {
       if (removed) return;
       removed = true;

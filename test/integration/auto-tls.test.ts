@@ -6,7 +6,7 @@ import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCli, type CliProcess } from '../helpers/gateway-process.js';
+import { jsonLogLines as logLines, spawnCli, type CliProcess } from '../helpers/gateway-process.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { writeOciLayout } from '../helpers/oci-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -310,13 +310,6 @@ describe('auto-TLS: the first hour', () => {
   });
 });
 
-/** The JSON log lines of a gateway's stdout. */
-function logLines(stdout: string): Array<Record<string, unknown>> {
-  return stdout
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 /** Whether a TLS client trusting only `ca` accepts the gateway under `name` ('ok'), or why not. */
 function verifiedAs(port: number, ca: Buffer, name: string): Promise<string> {

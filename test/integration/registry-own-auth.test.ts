@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALICE, basicAuthorization, startTestStack } from '../helpers/gateway.js';
-import { spawnCli, spawnGateway, type GatewayWithUser } from '../helpers/gateway-process.js';
+import { jsonLogLines as logLines, spawnCli, spawnGateway, type GatewayWithUser, type LogLine } from '../helpers/gateway-process.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { makeTestPki } from '../helpers/pki.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -19,19 +19,6 @@ import { checkUpstream } from '../../src/server/health.js';
 const OWN_LOGIN = 'the registry asks for its own login (it answered /v2/ with 401, challenge Basic): turn off the auth section of its config; the gateway does authentication';
 const REFUSED_ITSELF = 'the registry answered 401 itself: it has its own auth section';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-/** The JSON lines a `serve` process wrote so far. */
-function logLines(output: string): LogLine[] {
-  return output
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LogLine);
-}
 
 const WARN = 40;
 

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuthorization, startTestStack, type TestStack } from '../helpers/gateway.js';
-import { spawnGateway, type GatewayWithUser } from '../helpers/gateway-process.js';
+import { jsonLogLines as logLines, spawnGateway, type GatewayWithUser, type LogLine } from '../helpers/gateway-process.js';
 import { writeHtpasswd, type HtpasswdUser } from '../helpers/htpasswd.js';
 import { readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -25,18 +25,6 @@ const CAROL: HtpasswdUser = { user: 'carol', password: 'carol: the registry know
 const MANIFEST_TYPES = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 const WARN = 40;
 
-interface LogLine {
-  level: number;
-  msg: string;
-  [field: string]: unknown;
-}
-
-function logLines(output: string): LogLine[] {
-  return output
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as LogLine);
-}
 
 interface Skopeo {
   run(args: string[]): Promise<RunResult>;
