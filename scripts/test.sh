@@ -141,6 +141,7 @@ fi
 node -e '
   const fs = require("fs"), path = require("path");
   let passed = 0, failed = 0;
+  const failures = [];
   for (const f of fs.readdirSync(process.argv[1]).sort()) {
     const r = JSON.parse(fs.readFileSync(path.join(process.argv[1], f), "utf8"));
     if (f.endsWith(".check")) { // the leftover check: one check, passed when nothing was left
@@ -152,10 +153,18 @@ node -e '
     // A test file that fails to load, or whose beforeAll/afterAll failed (its tests then show as
     // skipped, or passed), counts as a failure even though none of its tests failed.
     const unloaded = r.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
-    const p = r.numPassedTests, x = r.numFailedTests + unloaded;
-    console.log(`${path.basename(f, ".json")}: ${p} passed, ${x} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
+    const p = r.numPassedTests, x = r.numFailedTests + unloaded, run = path.basename(f, ".json");
+    console.log(`${run}: ${p} passed, ${x} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));
     passed += p; failed += x;
+    // Named again here, at the end, where a log cut to its last lines still shows them.
+    for (const file of r.testResults) {
+      const name = path.relative(process.cwd(), file.name);
+      const tests = file.assertionResults.filter((a) => a.status === "failed");
+      if (file.status === "failed" && tests.length === 0) failures.push(`${run}: ${name}: ${(file.message || "failed outside its tests").split("\n")[0]}`);
+      for (const a of tests) failures.push(`${run}: ${name} > ${a.fullName}: ${(a.failureMessages[0] || "").split("\n")[0].slice(0, 300)}`);
+    }
   }
+  for (const f of failures) console.log(`failed: ${f}`);
   console.log(`${passed} passed, ${failed} failed`);
 ' "$results"
 exit $status
