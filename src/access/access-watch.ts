@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 import { watchFiles } from '../config/watch.js';
+import { namesAnonymous } from './decide.js';
 import { formatAccessProblem, readAccessFile, type AccessPolicy, type ParsedAccess } from './policy.js';
 
 // A file caught half-written would refuse too much, or grant too much: a read counts only when
@@ -18,12 +19,17 @@ export interface AccessControl {
   close(): void;
 }
 
-export function watchAccess(file: string, initial: AccessPolicy, log: Logger): AccessControl {
+/** `anonymous`: whether rules for @anonymous mean anything (token mode); elsewhere a file with them is refused, as at start. */
+export function watchAccess(file: string, initial: AccessPolicy, log: Logger, options: { readonly anonymous: boolean } = { anonymous: false }): AccessControl {
   let current = initial;
 
   const take = (parsed: ParsedAccess): boolean => {
     if (parsed.policy === null) {
       log.error({ access: file, problems: parsed.problems.map(formatAccessProblem) }, 'access file not reloaded: keeping the previous policy');
+      return false;
+    }
+    if (!options.anonymous && namesAnonymous(parsed.policy)) {
+      log.error({ access: file }, 'access file not reloaded: it has rules for @anonymous, which only --auth token has; keeping the previous policy');
       return false;
     }
     current = parsed.policy;

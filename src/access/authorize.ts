@@ -8,12 +8,14 @@ import type { Logger } from 'pino';
 import { API_VERSION, API_VERSION_HEADER, sendJson, type RegistryErrorCode } from '../registry/answers.js';
 import { declaresBody, hasUnreadBody, routeOf, type RequestContext } from '../registry/context.js';
 import { failure } from '../registry/failure.js';
+import { uncoveredScope } from '../registry/grant.js';
 import { isOverlongPath, mayHoldOverlongName, type RequestAccess } from '../registry/routes.js';
 import { ACCEPTED_BODY_TYPES, bodyTypeProblem } from './body-type.js';
 import { firstRefusedNeed } from './decide.js';
 import type { AccessPolicy } from './policy.js';
 
-export type Authorized = 'forward' | 'catalog' | 'denied';
+/** `insufficient`: the request's token lacks the scope (ctx.failure says which); the caller answers with its scheme's 401. */
+export type Authorized = 'forward' | 'catalog' | 'denied' | 'insufficient';
 
 // Manifest pushes and deletes are audited; an upload start may name a mount source.
 const NEEDS_MAPPING_WITHOUT_POLICY = new Set(['PUT', 'DELETE', 'POST']);
@@ -40,9 +42,17 @@ export function authorize(ctx: RequestContext, policy: AccessPolicy | null, log:
   if (early !== null) return refuse(ctx, log, early);
   // Without a policy only pushes and deletes need mapping, for the audit trail, and requests that
   // could name a repository too long for the registry (a long path, a mount's source).
-  if (policy === null && !NEEDS_MAPPING_WITHOUT_POLICY.has(ctx.req.method ?? '') && !mayHoldOverlongName(ctx.path)) return 'forward';
+  if (policy === null && ctx.grant === null && !NEEDS_MAPPING_WITHOUT_POLICY.has(ctx.req.method ?? '') && !mayHoldOverlongName(ctx.path)) return 'forward';
   const access = routeOf(ctx);
   if (access.kind === 'invalid-name') return refuse(ctx, log, nameInvalid(access.reason));
+  // A token reaches no further than its scope, whatever the access file says now; within its
+  // scope, the access file is asked again below, so a rule removed takes effect at once.
+  const missing = ctx.grant === null ? null : uncoveredScope(ctx.grant, access);
+  if (missing !== null) {
+    ctx.failure = failure('auth', `token lacks scope ${missing}`);
+    log.info({ audit: 'denied', user: ctx.user, remote: ctx.remoteAddress, method: ctx.req.method, path: ctx.path, scope: missing, reason: 'insufficient scope' }, 'access denied');
+    return 'insufficient';
+  }
   if (policy === null) {
     auditWhenStored(ctx, access, log);
     return 'forward';

@@ -1,11 +1,13 @@
 // Whether a user may do an action on a repository: allowed when any rule grants it (the union of
 // the rules; their order does not matter), and which rule that is, for logs and `access check`.
 
-import type { Action, Need } from '../registry/routes.js';
+import { ANONYMOUS, type Grant } from '../registry/grant.js';
+import { ACTIONS, type Action, type Need } from '../registry/routes.js';
 import type { AccessPolicy, AccessRule } from './policy.js';
 
+/** "*" is every signed-in user; requests without credentials (@anonymous) only get rules that name them. */
 export function ruleAppliesTo(rule: AccessRule, user: string): boolean {
-  return rule.anyUser || rule.members.has(user);
+  return (rule.anyUser && user !== ANONYMOUS) || rule.members.has(user);
 }
 
 function grants(rule: AccessRule, user: string, action: Action, repository: string): boolean {
@@ -28,6 +30,27 @@ export function firstRefusedNeed(policy: AccessPolicy, user: string, needs: read
   return null;
 }
 
+/**
+ * What a token for this user may carry: the requested access the policy allows. Without a policy
+ * every signed-in user may do everything and anonymous requests nothing. The catalog is granted
+ * to whoever may see some of it: its listing is filtered to what they may pull.
+ */
+export function grantFor(policy: AccessPolicy | null, user: string, requested: Grant): Grant {
+  const anonymous = user === ANONYMOUS;
+  const repositories = new Map<string, Set<Action>>();
+  for (const [repository, actions] of requested.repositories) {
+    const allowed = ACTIONS.filter((a) => actions.has(a) && (policy === null ? !anonymous : isAllowed(policy, user, a, repository)));
+    if (allowed.length > 0) repositories.set(repository, new Set(allowed));
+  }
+  const catalog = requested.catalog && (policy === null ? !anonymous : policy.rules.some((r) => r.actions.has('pull') && ruleAppliesTo(r, user)));
+  return { repositories, catalog };
+}
+
+/** Whether any rule names requests without credentials (only token mode has them). */
+export function namesAnonymous(policy: AccessPolicy): boolean {
+  return policy.rules.some((r) => r.members.has(ANONYMOUS));
+}
+
 export function describeRule(rule: AccessRule): string {
   const list = (items: Iterable<string>) => `[${[...items].join(', ')}]`;
   return `rule ${rule.number} (line ${rule.line}): users ${list(rule.users)}, repositories ${list(rule.patterns.map((p) => p.source))}, actions ${list(rule.actions)}`;
@@ -40,7 +63,7 @@ export function explainDecision(policy: AccessPolicy, user: string, action: Acti
   const lines = [`denied: no rule grants ${action} on ${repository} to ${user}`];
   const applying = policy.rules.filter((r) => ruleAppliesTo(r, user));
   if (applying.length === 0) {
-    lines.push(`no rule names ${user}, a group of theirs, or "*"`);
+    lines.push(user === ANONYMOUS ? `no rule names ${ANONYMOUS} ("*" is every signed-in user, not requests without credentials)` : `no rule names ${user}, a group of theirs, or "*"`);
     return { allowed: false, lines };
   }
   lines.push(`rules that apply to ${user}:`);

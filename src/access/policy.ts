@@ -4,6 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
+import { ANONYMOUS } from '../registry/grant.js';
 import { ACTIONS, type Action } from '../registry/routes.js';
 import { compilePattern, patternProblem, type RepositoryPattern } from './glob.js';
 
@@ -123,6 +124,10 @@ function readGroups(node: Node | null, report: Report): Map<string, string[]> {
       report(pair.key as Node, `${JSON.stringify(name ?? '?')} cannot be a group name: use letters, digits, ".", "_" and "-"`);
       continue;
     }
+    if (`@${name}` === ANONYMOUS) {
+      report(pair.key as Node, `"${name}" cannot be a group name: ${ANONYMOUS} is reserved for requests without credentials (token mode); name the group otherwise`);
+      continue;
+    }
     const members: string[] = [];
     for (const { text, node: item } of stringList(pair.value as Node | null, `group "${name}"`, `${name}: [alice, bob]`, report)) {
       if (text.startsWith('@') || text === '*') report(item, `group "${name}" lists ${JSON.stringify(text)}: groups hold user names only`);
@@ -173,6 +178,7 @@ function compileRule(
   for (const { text, node } of usersNode === undefined ? [] : stringList(usersNode, `rule ${number}: users`, 'users: [alice, "@ci"]', report)) {
     users.push(text);
     if (text === '*') anyUser = true;
+    else if (text === ANONYMOUS) members.add(ANONYMOUS);
     else if (text.startsWith('@')) {
       const group = groups.get(text.slice(1));
       if (group === undefined) report(node, `rule ${number}: unknown group ${JSON.stringify(text)}; define it under groups:`);

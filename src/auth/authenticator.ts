@@ -43,6 +43,8 @@ export interface Authenticator {
   recall(authorization: string | undefined): string | undefined;
   /** Whether a verification of this exact header is running: authenticate() would join it. */
   verifying(authorization: string | undefined): boolean;
+  /** The hash of a user's entry in the user set in force; undefined when there is no such user. */
+  hashOf(user: string): string | undefined;
   /** Switches to a new user set; remembered successes and verifications in flight are forgotten. */
   replaceUsers(users: HtpasswdUsers): void;
   close(): Promise<void>;
@@ -114,6 +116,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
   return {
     authenticate,
     recall,
+    hashOf: (user) => current.users.get(user)?.hash,
     verifying: (authorization) => typeof authorization === 'string' && cache.running(authorization),
     replaceUsers(users) {
       current = userSet(users);

@@ -36,7 +36,7 @@ export function createBasicScheme({ authenticator, throttle, realm }: BasicSchem
       // wrong ones would tell a guesser which guess was right.
       if (user === undefined || throttle.retryAfterMs(remoteAddress, user) > 0) return undefined;
       throttle.succeeded(remoteAddress, user);
-      return user;
+      return { kind: 'user', user, grant: null };
     },
     async authenticate({ headers, remoteAddress }): Promise<AuthOutcome> {
       const header = headers.authorization;
@@ -53,7 +53,7 @@ export function createBasicScheme({ authenticator, throttle, realm }: BasicSchem
         if (result.ok) {
           outcome = 'succeeded';
           if (!attempt) throttle.succeeded(remoteAddress, result.user);
-          return { kind: 'user', user: result.user };
+          return { kind: 'user', user: result.user, grant: null };
         }
         if (result.reason === 'mismatch' && result.user !== null) outcome = 'failed';
         return unauthorized(result.user, result.reason, `authentication ${result.reason}`);

@@ -7,6 +7,8 @@
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { RegistryErrorCode } from '../registry/answers.js';
+import type { Grant } from '../registry/grant.js';
+import type { RequestAccess } from '../registry/routes.js';
 
 /** Why a request was refused sign-in, for metrics: a small fixed set. */
 export type AuthFailure = 'missing' | 'malformed' | 'mismatch' | 'throttled' | 'busy';
@@ -16,6 +18,18 @@ export const AUTH_FAILURES: readonly AuthFailure[] = ['missing', 'malformed', 'm
 export interface AuthRequest {
   readonly headers: IncomingHttpHeaders;
   readonly remoteAddress: string;
+  /** The registry API route the request maps to (worked out on first call): what a challenge's scope names. */
+  readonly access?: () => RequestAccess;
+}
+
+/**
+ * A signed-in request: the user (or the anonymous principal), and for a bearer token what it
+ * grants (null: credentials that carry no scope, such as Basic; only the access file decides).
+ */
+export interface SignedIn {
+  readonly kind: 'user';
+  readonly user: string;
+  readonly grant: Grant | null;
 }
 
 export interface AuthRefusal {
@@ -42,7 +56,7 @@ export interface AuthUnverified {
   readonly user: string | null;
 }
 
-export type AuthOutcome = { readonly kind: 'user'; readonly user: string } | { readonly kind: 'anonymous' } | AuthUnverified | AuthRefusal;
+export type AuthOutcome = SignedIn | { readonly kind: 'anonymous' } | AuthUnverified | AuthRefusal;
 
 export interface AuthScheme {
   /**
@@ -50,7 +64,7 @@ export interface AuthScheme {
    * success): the synchronous path almost every request of a push or pull takes. Undefined means
    * "ask authenticate()", not "refused".
    */
-  recall(request: AuthRequest): string | undefined;
+  recall(request: AuthRequest): SignedIn | undefined;
   /** Resolves to who the request is, or the refusal to answer; rejects only on faults of the gateway. */
   authenticate(request: AuthRequest): Promise<AuthOutcome>;
   /**
@@ -64,4 +78,9 @@ export interface AuthScheme {
    * gateway's own goes to it (a token service beside the registry).
    */
   readonly forwardsCredentials: boolean;
+  /**
+   * The 401 for a signed-in request whose grant lacks what the request needs (`scope`): only
+   * schemes whose credentials carry a grant (bearer tokens) have it.
+   */
+  insufficientScope?(request: AuthRequest, scope: string): AuthRefusal;
 }

@@ -6,6 +6,7 @@
 // the credentials themselves are never kept or logged.
 
 import { MAX_USER_BYTES, parseBasicAuthorization } from './basic.js';
+import { bearerToken } from './bearer.js';
 import type { AuthOutcome, AuthScheme } from './scheme.js';
 
 export function createUpstreamScheme(): AuthScheme {
@@ -36,8 +37,6 @@ export function createUpstreamScheme(): AuthScheme {
 }
 
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-// RFC 6750 b64token, the form a Bearer credential takes.
-const BEARER = /^[ \t]*bearer +([A-Za-z0-9\-._~+/]+=*)[ \t]*$/i;
 // A JWT's payload longer than this is not worth reading for a log line.
 const MAX_PAYLOAD_CHARS = 16 * 1024;
 
@@ -51,8 +50,8 @@ export function claimedUser(header: string | undefined): string | null {
   if (typeof header !== 'string') return null;
   const basic = parseBasicAuthorization(header);
   if (basic.ok) return basic.credentials.user;
-  const bearer = BEARER.exec(header);
-  return bearer === null ? null : jwtSubject(bearer[1]!);
+  const token = bearerToken(header);
+  return token === null ? null : jwtSubject(token);
 }
 
 function jwtSubject(token: string): string | null {

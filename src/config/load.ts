@@ -3,10 +3,11 @@
 // start-up (server/resources.ts) reads the files named, adds their problems to these and reports
 // them all at once.
 
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GatewayError } from '../errors.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
-import type { AutoCertificateSettings, ClientAddress, ConfigFiles, FileOption, ParsedConfig } from './types.js';
+import type { AutoCertificateSettings, ClientAddress, ConfigFiles, FileOption, ParsedConfig, TokenConfig } from './types.js';
 import {
   parseAuthMode,
   parseListen,
@@ -20,6 +21,8 @@ import {
   parseCount,
   parseCaDomainList,
   parsePort,
+  parseTokenService,
+  parseTokenTtl,
   type Parsed,
 } from './validate.js';
 
@@ -98,6 +101,8 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
   const maxDelayMs = take('login-backoff-max', parseSeconds);
 
   const caDomains = take('ca-domain', parseCaDomainList);
+  const tokenMode = auth === 'token';
+  const token = tokenSettings(values, take, tokenMode, publicUrl, problems);
 
   // With the registry signing users in, the gateway knows users only by what they claim: it can
   // neither decide who may do what nor tell whose manifest a copy in memory is.
@@ -136,9 +141,10 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     clientAddress,
     htpasswd: upstreamAuth ? null : fileOption('htpasswd')!,
     access: upstreamAuth ? null : fileOption('access'),
+    tokenKey: tokenMode ? fileOption('token-key') : null,
   });
 
-  if (problems.length > 0 || !auth || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs) {
+  if (problems.length > 0 || !auth || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs || (tokenMode && token === null)) {
     return { config: null, files, problems };
   }
 
@@ -153,6 +159,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
       hstsMaxAge,
     }),
     auth,
+    token,
     htpasswdFile: files.htpasswd?.file ?? null,
     realm,
     access: files.access === null ? null : Object.freeze({ file: files.access.file }),
@@ -167,6 +174,34 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });
   return { config, files, problems };
+}
+
+/**
+ * The token settings of `--auth token`, or null (with the problems pushed). The token options in
+ * another mode are refused: a setting silently ignored would look like one in force.
+ */
+function tokenSettings(
+  values: ReturnType<typeof resolveOptionValues>,
+  take: <T>(name: OptionName, parse: (text: string) => Parsed<T>) => T | null,
+  tokenMode: boolean,
+  publicUrl: URL | null,
+  problems: string[],
+): TokenConfig | null {
+  const names = ['token-service', 'token-key', 'token-ttl', 'refresh-token-ttl'] as const;
+  if (!tokenMode) {
+    const given = names.filter((name) => !values[name].isDefault);
+    if (given.length > 0) problems.push(`${given.map((name) => values[name].source).join(', ')} only apply with --auth token; remove ${given.length === 1 ? 'it' : 'them'}, or set --auth token`);
+    return null;
+  }
+  const service = values['token-service'].value === null ? publicUrl?.host ?? hostname() : take('token-service', parseTokenService);
+  const accessTtlS = take('token-ttl', (text) => parseTokenTtl(text, 24 * 3600));
+  const refreshTtlS = take('refresh-token-ttl', (text) => parseTokenTtl(text, 10 * 365 * 24 * 3600));
+  if (service === null || accessTtlS === null || refreshTtlS === null) return null;
+  if (refreshTtlS < accessTtlS) {
+    problems.push(`${values['refresh-token-ttl'].source} (${refreshTtlS} s) is shorter than ${values['token-ttl'].source} (${accessTtlS} s); a refresh token must outlive the access tokens it gets`);
+    return null;
+  }
+  return Object.freeze({ service, keyFile: values['token-key'].value!, accessTtlS, refreshTtlS });
 }
 
 /** The error every configuration problem ends in: all of them, at once. */

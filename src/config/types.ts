@@ -3,11 +3,23 @@
 // (server/resources.ts) does it, so that their problems are reported with these.
 
 /**
- * Who signs users in. `basic`: the gateway, against its htpasswd file. `upstream`: the registry
- * behind it (its own htpasswd or token auth); the gateway checks nothing and passes credentials on.
+ * Who signs users in. `basic`: the gateway, against its htpasswd file. `token`: the gateway too, with
+ * bearer tokens it issues itself at /token (anonymous pulls where the access file allows them).
+ * `upstream`: the registry behind it (its own htpasswd or token auth); the gateway checks nothing
+ * and passes credentials on.
  */
-export type AuthMode = 'basic' | 'upstream';
-export const AUTH_MODES: readonly AuthMode[] = ['basic', 'upstream'];
+export type AuthMode = 'basic' | 'token' | 'upstream';
+export const AUTH_MODES: readonly AuthMode[] = ['basic', 'token', 'upstream'];
+
+/** Bearer tokens (`--auth token`). */
+export interface TokenConfig {
+  /** `service` of the challenge, `iss` and `aud` of the tokens. */
+  readonly service: string;
+  /** The signing key (PEM); made on first start when missing. */
+  readonly keyFile: string;
+  readonly accessTtlS: number;
+  readonly refreshTtlS: number;
+}
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -42,6 +54,8 @@ export interface Config {
     readonly hstsMaxAge: number;
   };
   readonly auth: AuthMode;
+  /** Set with `--auth token`. */
+  readonly token: TokenConfig | null;
   /** The users' file; null with `--auth upstream`, where the gateway keeps no users. */
   readonly htpasswdFile: string | null;
   readonly realm: string;
@@ -113,6 +127,8 @@ export interface ConfigFiles {
   /** Null with `--auth upstream`: no users are read. */
   readonly htpasswd: FileOption | null;
   readonly access: FileOption | null;
+  /** The token signing key; set with `--auth token`. */
+  readonly tokenKey: FileOption | null;
 }
 
 /** Flags and environment, parsed and checked: the config (null when anything is wrong), the files it names, and every problem found. */

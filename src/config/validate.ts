@@ -70,7 +70,24 @@ export function parseRealm(text: string): Parsed<string> {
 export function parseAuthMode(text: string): Parsed<AuthMode> {
   const mode = text.trim().toLowerCase() as AuthMode;
   if (AUTH_MODES.includes(mode)) return ok(mode);
-  return bad(`"${text}" is not a sign-in mode; use basic (the gateway checks the users of --htpasswd) or upstream (the registry behind it signs users in itself)`);
+  return bad(`"${text}" is not a sign-in mode; use basic (the gateway checks the users of --htpasswd), token (the same users, with bearer tokens: public pulls, logins that store no password) or upstream (the registry behind it signs users in itself)`);
+}
+
+/** A token service name: what challenges name and tokens' `aud` and `iss` hold. */
+export function parseTokenService(text: string): Parsed<string> {
+  const name = text.trim();
+  if (name === '' || name.length > 255 || !/^[\x21-\x7e]+$/.test(name) || /["\\]/.test(name)) {
+    return bad(`"${text}" is not a token service name: give 1 to 255 printable characters without spaces, quotes or backslashes, e.g. registry.example.com`);
+  }
+  return ok(name);
+}
+
+/** A token lifetime: whole seconds, from 10 s to `max`. */
+export function parseTokenTtl(text: string, max: number): Parsed<number> {
+  const trimmed = text.trim();
+  const seconds = /^\d{1,10}$/.test(trimmed) ? Number(trimmed) : Number.NaN;
+  if (!(seconds >= 10 && seconds <= max)) return bad(`"${text}" is not a lifetime in whole seconds from 10 to ${max}`);
+  return ok(seconds);
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -2,6 +2,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Failure } from './failure.js';
+import type { Grant } from './grant.js';
 import { requestAccess, type RequestAccess } from './routes.js';
 
 /** A request's method, path and query, and the route they map to, worked out once (routeOf). */
@@ -27,6 +28,8 @@ export interface RequestContext extends Routed {
    * verify (`--auth upstream`); the access log then says `userVerified: false`.
    */
   userVerified: boolean;
+  /** What the request's bearer token grants; null for credentials that carry no scope. */
+  grant: Grant | null;
   /** Set once the request was handed to the upstream. */
   forwarded: boolean;
   upstreamStatus: number | null;
@@ -58,6 +61,7 @@ export function createContext(req: IncomingMessage, res: ServerResponse): Reques
     remoteAddress: req.socket.remoteAddress ?? 'unknown',
     user: null,
     userVerified: true,
+    grant: null,
     forwarded: false,
     upstreamStatus: null,
     bytesIn: 0,

@@ -3,7 +3,7 @@
 
 import https from 'node:https';
 import type { AddressInfo, Server } from 'node:net';
-import { watchAccess } from '../access/access-watch.js';
+import { watchAccess, type AccessControl } from '../access/access-watch.js';
 import { createAuthenticator, type Authenticator } from '../auth/authenticator.js';
 import { addUserHint } from '../auth/htpasswd.js';
 import { watchHtpasswd } from '../auth/htpasswd-watch.js';
@@ -11,6 +11,8 @@ import { createBasicScheme } from '../auth/basic-scheme.js';
 import type { AuthScheme } from '../auth/scheme.js';
 import { createLoginThrottle } from '../auth/throttle.js';
 import { createUpstreamScheme } from '../auth/upstream-scheme.js';
+import { createTokenScheme } from '../auth/token-scheme.js';
+import { createTokens } from '../auth/tokens.js';
 import type { Config } from '../config/types.js';
 import { createGatewayMetrics, type GatewayMetrics } from '../metrics/gateway-metrics.js';
 import type { Samples } from '../metrics/registry.js';
@@ -25,6 +27,8 @@ import { limitConnections } from './connection-limit.js';
 import { handleClientError } from './client-error.js';
 import { createManifestSync, type ManifestSync } from './manifest-sync.js';
 import { createRequestHandler } from './pipeline.js';
+import { createTokenEndpoint } from './token-endpoint.js';
+import type { RequestContext } from '../registry/context.js';
 import type { GatewaySetup } from './resources.js';
 
 export interface RunningGateway {
@@ -76,6 +80,8 @@ interface SignIn {
   /** Re-reads what it reads (the htpasswd file); false if that was refused. */
   reload(): Promise<boolean>;
   close(): Promise<void>;
+  /** The token service at /token, for a scheme that issues its own tokens. */
+  readonly tokenEndpoint?: (ctx: RequestContext) => Promise<void>;
 }
 
 /** The gateway signs users in, against the htpasswd file it watches. */
@@ -93,6 +99,23 @@ function basicSignIn(setup: GatewaySetup, log: Logger, metrics: GatewayMetrics |
       watch.close();
       await authenticator.close();
     },
+  };
+}
+
+/**
+ * The gateway issues bearer tokens and checks them, for the same htpasswd users (Basic sign-in at
+ * /token, and sent unasked on /v2/, takes the Basic scheme's path with its cache and throttle).
+ */
+function tokenSignIn(setup: GatewaySetup, log: Logger, metrics: GatewayMetrics | null, access: AccessControl | null): SignIn {
+  const basic = basicSignIn(setup, log, metrics);
+  const settings = setup.config.token!;
+  const authenticator = basic.authenticator!;
+  const tokens = createTokens({ keys: setup.tokenKeys!, service: settings.service, accessTtlS: settings.accessTtlS, refreshTtlS: settings.refreshTtlS, hashOf: (user) => authenticator.hashOf(user) });
+  const publicOrigin = setup.config.publicUrl?.origin ?? null;
+  return {
+    ...basic,
+    scheme: createTokenScheme({ tokens, basic: basic.scheme, service: settings.service, publicOrigin }),
+    tokenEndpoint: createTokenEndpoint({ tokens, basic: basic.scheme, service: settings.service, access, log, metrics }),
   };
 }
 
@@ -127,8 +150,8 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   const log = options.logger ?? createLogger(config.logLevel);
   const metrics = config.metricsListen === null ? null : createGatewayMetrics();
   // The sign-in scheme: the one place a scheme is chosen.
-  const signIn = config.auth === 'upstream' ? upstreamSignIn() : basicSignIn(setup, log, metrics);
-  const access = setup.access && watchAccess(setup.access.file, setup.access.policy, log);
+  const access = setup.access && watchAccess(setup.access.file, setup.access.policy, log, { anonymous: config.auth === 'token' });
+  const signIn = config.auth === 'upstream' ? upstreamSignIn() : config.auth === 'token' ? tokenSignIn(setup, log, metrics, access) : basicSignIn(setup, log, metrics);
   let draining = false;
   // The listener serves what the certificate source gives, and each renewal it takes.
   const { certificates, clientCa } = setup.tls;
@@ -168,6 +191,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     draining: () => draining,
     metrics,
     access,
+    tokenEndpoint: signIn.tokenEndpoint ?? null,
   }));
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.

@@ -3,19 +3,20 @@
 // the registry signs users in itself (a scheme that forwards credentials), every path but the
 // gateway's own goes on unchecked, so clients reach the token service beside the registry too.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AccessControl } from '../access/access-watch.js';
 import { authorize } from '../access/authorize.js';
 import { isAllowed } from '../access/decide.js';
-import type { AuthRequest, AuthScheme } from '../auth/scheme.js';
+import type { AuthRefusal, AuthRequest, AuthScheme } from '../auth/scheme.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 import { forwardCatalog } from '../proxy/catalog.js';
 import { forward, type ForwardSettings } from '../proxy/forward.js';
 import { canonicalPath } from '../registry/path.js';
 import { sendJson, sendRegistryError } from '../registry/answers.js';
-import { accessLogFields, createContext, hasUnreadBody, type RequestContext } from '../registry/context.js';
+import { accessLogFields, createContext, hasUnreadBody, routeOf, type RequestContext } from '../registry/context.js';
 import { failure } from '../registry/failure.js';
+import { uncoveredScope } from '../registry/grant.js';
 import { clientErrorOn } from './client-error.js';
 import { answerLiveness, answerReadiness } from './health.js';
 
@@ -32,7 +33,12 @@ export interface PipelineDeps {
   readonly metrics: GatewayMetrics | null;
   /** Who may pull, push and delete what; null or absent: every authenticated user may do everything. */
   readonly access?: AccessControl | null;
+  /** Answers `/token` (token mode): the gateway's own token service. */
+  readonly tokenEndpoint?: ((ctx: RequestContext) => Promise<void>) | null;
 }
+
+/** Where the token service answers, on the gateway's own origin. */
+export const TOKEN_PATH = '/token';
 
 export function isRegistryPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');
@@ -107,10 +113,13 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     // A registry that signs users in itself answers /v2/ with 401 when it works.
     return answerReadiness(res, deps.forwarding.upstream, { ownAuthExpected: deps.auth.forwardsCredentials });
   } else if (isRegistryPath(ctx.path)) {
-    const user = deps.auth.recall(authRequest(ctx));
-    if (user === undefined) return authenticateThenProxy(ctx, deps);
-    ctx.user = user;
+    const signedIn = deps.auth.recall(authRequest(ctx));
+    if (signedIn === undefined) return authenticateThenProxy(ctx, deps);
+    ctx.user = signedIn.user;
+    ctx.grant = signedIn.grant;
     proxy(ctx, deps);
+  } else if (deps.tokenEndpoint && ctx.path === TOKEN_PATH) {
+    return deps.tokenEndpoint(ctx);
   } else if (isRegistryPath(ctx.path.toLowerCase())) {
     sendRegistryError(res, 400, 'UNSUPPORTED', 'registry API paths start with /v2/ in lower case', { connection: 'close' });
   } else if (deps.auth.forwardsCredentials) {
@@ -167,6 +176,11 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   const policy = deps.access?.policy() ?? null;
   const authorized = authorize(ctx, policy, deps.log);
   if (authorized === 'denied') return;
+  if (authorized === 'insufficient') {
+    // The token's own scheme says how to ask for a token with the scope the request needs.
+    refuseSignIn(ctx, deps, deps.auth.insufficientScope!(authRequest(ctx), uncoveredScope(ctx.grant!, routeOf(ctx))!));
+    return;
+  }
   if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
   ctx.forwarded = true;
   if (authorized === 'catalog' && policy !== null) {
@@ -180,7 +194,7 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   }
 }
 
-const authRequest = (ctx: RequestContext): AuthRequest => ({ headers: ctx.req.headers, remoteAddress: ctx.remoteAddress });
+const authRequest = (ctx: RequestContext): AuthRequest => ({ headers: ctx.req.headers, remoteAddress: ctx.remoteAddress, access: () => routeOf(ctx) });
 
 /** Asks the scheme who the request is; answers its refusal itself and returns false when it may not pass. */
 async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<boolean> {
@@ -189,6 +203,7 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
   const outcome = await deps.auth.authenticate(authRequest(ctx));
   if (outcome.kind === 'user') {
     ctx.user = outcome.user;
+    ctx.grant = outcome.grant;
     return true;
   }
   if (outcome.kind === 'anonymous') return true;
@@ -198,8 +213,13 @@ async function authenticate(ctx: RequestContext, deps: PipelineDeps): Promise<bo
     return true;
   }
   ctx.user = outcome.user;
-  ctx.failure = failure('auth', outcome.detail);
-  deps.metrics?.authFailed(outcome.reason);
-  sendRegistryError(ctx.res, outcome.status, outcome.code, outcome.message, { ...outcome.headers, ...closeIfBody });
+  refuseSignIn(ctx, deps, outcome, closeIfBody);
   return false;
+}
+
+/** Answers a scheme's refusal: its status, registry error and challenge. */
+function refuseSignIn(ctx: RequestContext, deps: PipelineDeps, refusal: AuthRefusal, extra: OutgoingHttpHeaders = hasUnreadBody(ctx.req) ? { connection: 'close' } : {}): void {
+  ctx.failure = failure('auth', refusal.detail);
+  deps.metrics?.authFailed(refusal.reason);
+  sendRegistryError(ctx.res, refusal.status, refusal.code, refusal.message, { ...refusal.headers, ...extra });
 }

@@ -5,6 +5,8 @@
 import cluster from 'node:cluster';
 import type { AccessPolicy } from '../access/policy.js';
 import { formatAccessProblem, readAccessFile } from '../access/policy.js';
+import { namesAnonymous } from '../access/decide.js';
+import { openTokenKeys, type TokenKeys } from '../auth/token-keys.js';
 import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import type { HtpasswdUsers } from '../auth/types.js';
 import { invalidConfiguration, parseConfig } from '../config/load.js';
@@ -22,6 +24,8 @@ export interface GatewaySetup {
   readonly users: HtpasswdUsers;
   /** The access file and its policy as read at start-up; null: every user may do everything. */
   readonly access: { readonly file: string; readonly policy: AccessPolicy } | null;
+  /** The keys of `--auth token`; null in the other modes. */
+  readonly tokenKeys: TokenKeys | null;
   readonly tls: {
     /** Where the listener's key and chain come from. */
     readonly certificates: CertificateSource;
@@ -76,8 +80,13 @@ async function readConfigFiles(
     ...(clientCa?.problems ?? []),
     ...htpasswd.problems.map((p) => `${files.htpasswd!.source}: ${formatHtpasswdProblem(p)}`),
     ...(access?.problems ?? []).map((p) => `${files.access!.source}: ${formatAccessProblem(p)}`),
+    ...(access?.policy && files.tokenKey === null ? anonymousOutsideTokenMode(access.policy, files.access!.source) : []),
   ];
   const startable = options.configOk && wanted.problems.length === 0 && others.length === 0;
+  // The token key is made only by the process that starts first, and only when nothing else stops the start.
+  const missing = !startable ? 'ignore' : options.primary ? 'make' : 'problem';
+  const token = files.tokenKey === null ? null : await openTokenKeys(files.tokenKey.file, files.tokenKey.source, { missing });
+  others.push(...(token?.problems ?? []));
   // One process looks at the certificate against the names clients use: the primary, before any worker starts.
   const looks = startable && options.primary;
   const input = {
@@ -98,11 +107,12 @@ async function readConfigFiles(
   }
   const problems = [...wanted.problems, ...certificates.problems, ...others];
   const source = certificates.source;
-  if (problems.length > 0 || source === null) return { setup: null, problems };
+  if (problems.length > 0 || source === null || (token !== null && token.keys === null)) return { setup: null, problems };
   return {
     setup: {
       users: htpasswd.users,
       access: files.access !== null && access?.policy ? Object.freeze({ file: files.access.file, policy: access.policy }) : null,
+      tokenKeys: token?.keys ?? null,
       tls: Object.freeze({
         certificates: source,
         clientCa: clientCa?.pem ?? null,
@@ -114,4 +124,10 @@ async function readConfigFiles(
     },
     problems,
   };
+}
+
+/** Rules for @anonymous mean nothing without tokens: Basic sign-in has no anonymous requests. */
+function anonymousOutsideTokenMode(policy: AccessPolicy, source: string): string[] {
+  if (!namesAnonymous(policy)) return [];
+  return [`${source}: ${policy.file} has rules for @anonymous (requests without credentials), which only --auth token has: with Basic sign-in every request must log in; set --auth token for public pulls, or remove those rules`];
 }

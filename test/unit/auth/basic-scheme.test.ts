@@ -31,8 +31,8 @@ describe('Basic scheme', () => {
   it('answers the user for right credentials, and recalls them without waiting afterwards', async () => {
     const s = scheme();
     expect(s.recall(from(basic('alice', alice.password)))).toBeUndefined();
-    expect(await s.authenticate(from(basic('alice', alice.password)))).toEqual({ kind: 'user', user: 'alice' });
-    expect(s.recall(from(basic('alice', alice.password)))).toBe('alice');
+    expect(await s.authenticate(from(basic('alice', alice.password)))).toEqual({ kind: 'user', user: 'alice', grant: null });
+    expect(s.recall(from(basic('alice', alice.password)))).toEqual({ kind: 'user', user: 'alice', grant: null });
   });
 
   it('refuses missing, malformed and wrong credentials with 401 and the challenge', async () => {
@@ -53,6 +53,6 @@ describe('Basic scheme', () => {
       kind: 'refused', status: 429, code: 'TOOMANYREQUESTS', headers: { 'retry-after': '1' }, user: 'alice', reason: 'throttled', detail: 'login throttled after repeated failures',
     });
     expect(s.recall(from(basic('alice', alice.password)))).toBeUndefined();
-    expect(s.recall(from(basic('alice', alice.password), '198.51.100.7'))).toBe('alice');
+    expect(s.recall(from(basic('alice', alice.password), '198.51.100.7'))).toMatchObject({ user: 'alice' });
   });
 });

@@ -110,10 +110,10 @@ describe('parseConfig --auth', () => {
   });
 
   it('refuses a mode it does not know, naming where it came from and the modes it has', () => {
-    for (const [argv, env, source] of [[['--auth', 'token'], {}, '--auth'], [[], { GATEWAY_AUTH: 'none' }, 'GATEWAY_AUTH'], [['--auth', ''], {}, '--auth']] as const) {
+    for (const [argv, env, source] of [[['--auth', 'tokens'], {}, '--auth'], [[], { GATEWAY_AUTH: 'none' }, 'GATEWAY_AUTH'], [['--auth', ''], {}, '--auth']] as const) {
       const { config, problems } = parseConfig([...argv], env);
       expect(config).toBeNull();
-      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${source}: ".*" is not a sign-in mode; use basic \\(the gateway checks the users of --htpasswd\\) or upstream \\(the registry behind it signs users in itself\\)$`))]);
+      expect(problems).toEqual([expect.stringMatching(new RegExp(`^${source}: ".*" is not a sign-in mode; use basic \\(the gateway checks the users of --htpasswd\\), token \\(.*\\) or upstream \\(the registry behind it signs users in itself\\)$`))]);
     }
   });
 });
