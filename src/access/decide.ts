@@ -61,9 +61,13 @@ export function explainDecision(policy: AccessPolicy, user: string, action: Acti
   const rule = grantingRule(policy, user, action, repository);
   if (rule !== null) return { allowed: true, lines: [`allowed: ${user} may ${action} ${repository}`, `granted by ${describeRule(rule)}`] };
   const lines = [`denied: no rule grants ${action} on ${repository} to ${user}`];
+  if (user === ANONYMOUS) {
+    const signedIn = policy.rules.find((r) => r.anyUser && r.actions.has(action) && r.patterns.some((p) => p.matches(repository, user)));
+    if (signedIn) lines.push(`${describeRule(signedIn)} grants it to "*", every signed-in user, which leaves out ${ANONYMOUS} (requests without credentials)`);
+  }
   const applying = policy.rules.filter((r) => ruleAppliesTo(r, user));
   if (applying.length === 0) {
-    lines.push(user === ANONYMOUS ? `no rule names ${ANONYMOUS} ("*" is every signed-in user, not requests without credentials)` : `no rule names ${user}, a group of theirs, or "*"`);
+    lines.push(user === ANONYMOUS ? `no rule names ${ANONYMOUS}` : `no rule names ${user}, a group of theirs, or "*"`);
     return { allowed: false, lines };
   }
   lines.push(`rules that apply to ${user}:`);

@@ -1,7 +1,7 @@
 // The one in-process gateway of the tests: temp folder, PKI, htpasswd, a real registry (or any
 // upstream URL given, such as a stand-in from upstreams.ts), and the gateway started in this process.
 // (The gateway as its own process: gateway-process.ts.)
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,9 @@ import { makeTestPki, type TestPki } from './pki.js';
 import { startRegistry, type RegistryOptions, type TestRegistry } from './registry.js';
 
 export type RunningGateway = Awaited<ReturnType<typeof startGateway>>;
+
+/** `--token-service` of a stack with `tokenAuth`. */
+export const TOKEN_SERVICE = 'gateway.test';
 
 /** The user every stack has unless `defaultUser: false`. */
 export const ALICE: HtpasswdUser = { user: 'alice', password: 'alice-secret', algorithm: 'bcrypt', cost: 5 };
@@ -39,6 +42,13 @@ export interface TestStackOptions {
    * upstreams.ts): no registry is started, and the stack's `registry` must not be used.
    */
   upstream?: string;
+  /**
+   * `--auth token`, with the token key in the stack's folder (`token.key`) and
+   * `--token-service gateway.test` (other token flags go in extraArgs).
+   */
+  tokenAuth?: boolean;
+  /** An access file with this text, in the stack's folder (`access.yml`), as `--access`. */
+  access?: string;
   /** Names in the server certificate; `localhost` and 127.0.0.1 / ::1 by default. */
   certHosts?: string[];
   certIps?: string[];
@@ -163,6 +173,11 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     if (options.realm !== undefined) argv.push('--realm', options.realm);
     if (options.publicUrl !== undefined) argv.push('--public-url', options.publicUrl);
     if (options.upstreamTimeoutSeconds !== undefined) argv.push('--upstream-timeout', String(options.upstreamTimeoutSeconds));
+    if (options.tokenAuth) argv.push('--auth', 'token', '--token-key', join(dir, 'token.key'), '--token-service', TOKEN_SERVICE);
+    if (options.access !== undefined) {
+      await writeFile(join(dir, 'access.yml'), options.access);
+      argv.push('--access', join(dir, 'access.yml'));
+    }
     argv.push(...(options.extraArgs ?? []));
     // An empty environment: GATEWAY_* variables of the machine running the tests must not leak in.
     const setup = await loadGatewaySetup(argv, {});

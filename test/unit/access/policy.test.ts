@@ -3,7 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { explainDecision, firstRefusedNeed, isAllowed } from '../../../src/access/decide.js';
+import { explainDecision, firstRefusedNeed, grantFor, isAllowed, namesAnonymous } from '../../../src/access/decide.js';
+import { accessClaim, ANONYMOUS, parseScopes, type Grant } from '../../../src/registry/grant.js';
 import { formatAccessProblem, parseAccessPolicy, readAccessFile, type AccessPolicy } from '../../../src/access/policy.js';
 
 const EXAMPLE = `groups:
@@ -156,5 +157,62 @@ describe('access file problems name their line', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('@anonymous: requests without credentials (token mode)', () => {
+  const policy = policyOf(`rules:
+  - users: ["@anonymous"]
+    repositories: ["public/*"]
+    actions: [pull]
+  - users: ["*"]
+    repositories: ["library/*"]
+    actions: [pull]
+  - users: [alice]
+    repositories: ["*"]
+    actions: [pull, push]
+`);
+  const requested = (...scopes: string[]): Grant => (parseScopes(scopes) as { requested: Grant }).requested;
+
+  it('gets what rules naming @anonymous grant, and nothing from "*", which is every signed-in user', () => {
+    expect(isAllowed(policy, ANONYMOUS, 'pull', 'public/app')).toBe(true);
+    expect(isAllowed(policy, ANONYMOUS, 'push', 'public/app')).toBe(false);
+    expect(isAllowed(policy, ANONYMOUS, 'pull', 'library/base')).toBe(false);
+    expect(isAllowed(policy, 'bob', 'pull', 'library/base')).toBe(true);
+    expect(isAllowed(policy, 'bob', 'pull', 'public/app')).toBe(false);
+    expect(namesAnonymous(policy)).toBe(true);
+    expect(namesAnonymous(policyOf(EXAMPLE))).toBe(false);
+  });
+
+  it('is explained by access check, saying that "*" leaves it out', () => {
+    expect(explainDecision(policy, ANONYMOUS, 'pull', 'library/base').lines).toEqual([
+      'denied: no rule grants pull on library/base to @anonymous',
+      'rule 2 (line 5): users [*], repositories [library/*], actions [pull] grants it to "*", every signed-in user, which leaves out @anonymous (requests without credentials)',
+      'rules that apply to @anonymous:',
+      '  rule 1 (line 2): users [@anonymous], repositories [public/*], actions [pull]: no pattern matches library/base',
+    ]);
+  });
+
+  it('cannot be defined as a group', () => {
+    expect(problemsOf('groups:\n  anonymous: [bob]\nrules:\n  - users: [bob]\n    repositories: ["*"]\n    actions: [pull]\n')).toEqual([
+      'access.yml:2: "anonymous" cannot be a group name: @anonymous is reserved for requests without credentials (token mode); name the group otherwise',
+    ]);
+  });
+
+  it('makes the grant of a token: what was asked for and the rules allow; without an access file, everything for users and nothing for @anonymous', () => {
+    const asked = requested('repository:public/app:pull,push', 'repository:team/x:pull', 'registry:catalog:*');
+    expect(accessClaim(grantFor(policy, ANONYMOUS, asked))).toEqual([
+      { type: 'repository', name: 'public/app', actions: ['pull'] },
+      { type: 'registry', name: 'catalog', actions: ['*'] },
+    ]);
+    expect(accessClaim(grantFor(policy, 'alice', asked))).toEqual([
+      { type: 'repository', name: 'public/app', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'team/x', actions: ['pull'] },
+      { type: 'registry', name: 'catalog', actions: ['*'] },
+    ]);
+    expect(accessClaim(grantFor(null, 'bob', asked))).toEqual(accessClaim(asked));
+    expect(accessClaim(grantFor(null, ANONYMOUS, asked))).toEqual([]);
+    // The catalog only for whom some rule lets pull something.
+    expect(grantFor(policyOf(EXAMPLE), ANONYMOUS, asked).catalog).toBe(false);
   });
 });
