@@ -10,7 +10,7 @@ import { formatAccessProblem, readAccessFile } from '../access/policy.js';
 export const ACCESS_USAGE = `Usage: registry-gateway access check USER ACTION REPOSITORY [--access FILE]
 
 Says whether USER may ACTION (pull, push or delete) the repository REPOSITORY under the access
-file, and which rule decides. Exit status: 0 allowed, 1 denied, 2 when the file or the arguments
+file, and which rule decides. USER @anonymous is a request without credentials (--auth token). Exit status: 0 allowed, 1 denied, 2 when the file or the arguments
 are wrong (every problem of the file is listed with its line).
 
 Options:

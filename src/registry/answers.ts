@@ -12,11 +12,11 @@ export const API_VERSION = 'registry/2.0';
  * error-codes.md lists the same; a test keeps the two and the code's uses in step.
  */
 export const REGISTRY_ERRORS = {
-  UNAUTHORIZED: { statuses: [401], when: 'no, malformed or wrong credentials' },
+  UNAUTHORIZED: { statuses: [401], when: 'no, malformed or wrong credentials; a bearer token refused or lacking the scope; a refresh token no longer good' },
   DENIED: { statuses: [403], when: 'the access rules do not grant the action' },
   NAME_INVALID: { statuses: [400], when: 'a repository name longer than the registry accepts' },
   TOOMANYREQUESTS: { statuses: [429], when: 'too many failed logins for one user from one address' },
-  UNSUPPORTED: { statuses: [400, 408, 413, 415, 431], when: 'a request the gateway will not pass on: malformed, too slow, a form-like body, a stale catalog link' },
+  UNSUPPORTED: { statuses: [400, 405, 408, 413, 415, 431], when: 'a request the gateway will not pass on: malformed, too slow, a form-like body, a stale catalog link; a token request that is not one' },
   UNAVAILABLE: { statuses: [500, 502, 503, 504], when: 'the upstream down, silent or unusable; too many logins or connections at once; a fault of the gateway' },
 } as const satisfies Record<string, { statuses: readonly number[]; when: string }>;
 
