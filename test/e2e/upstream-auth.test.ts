@@ -11,10 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { networkInterfaces, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerCli, mapHostName, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { dockerCli, mapHostName, nonLoopbackAddress, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { jsonLogLines, spawnCli, type CliProcess } from '../helpers/gateway-process.js';
 import { writeHtpasswd, type HtpasswdUser } from '../helpers/htpasswd.js';
 import { makeTar, readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
@@ -29,14 +29,6 @@ import { eventually, sleep } from '../helpers/wait.js';
 const ALICE: HtpasswdUser = { user: 'alice', password: 'alice upstream: secret', algorithm: 'bcrypt', cost: 4 };
 const WRONG_PASSWORD = 'not-alices-password';
 const MANIFEST_TYPES = 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
-
-/** This machine's first IPv4 address outside loopback: where Docker verifies TLS. */
-function nonLoopbackAddress(): string {
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  throw new Error('this machine has no IPv4 address outside loopback: Docker verifies TLS only for registries outside 127.0.0.0/8, so this test needs one');
-}
 
 interface Answer {
   status: number;

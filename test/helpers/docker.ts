@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTar } from './oci-layout.js';
@@ -98,6 +99,18 @@ export async function trustCaForDocker(hostPort: string, caPem: string): Promise
     await rm(dir, { recursive: true, force: true });
     if (createdRoot) await rmdir(CERTS_ROOT).catch(() => undefined); // only if still empty
   };
+}
+
+/**
+ * This machine's first IPv4 address outside loopback: where Docker verifies TLS (it skips
+ * verification for registries on 127.0.0.0/8), for a gateway clients reach under names that
+ * `mapHostName` points there.
+ */
+export function nonLoopbackAddress(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  throw new Error('this machine has no IPv4 address outside loopback: Docker verifies TLS only for registries outside 127.0.0.0/8, so this test needs one');
 }
 
 /**

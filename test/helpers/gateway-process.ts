@@ -161,19 +161,29 @@ export interface GatewayProcessOptions extends CliOptions {
   processes?: number;
   /** How long it may take to become ready; 30 s by default. */
   readyTimeoutMs?: number;
+  /**
+   * The address to listen on and connect to; 127.0.0.1 by default. (Docker verifies TLS only for
+   * registries outside 127.0.0.0/8: see `nonLoopbackAddress` in docker.ts.)
+   */
+  address?: string;
+  /** The TLS name request() and the readiness check ask for, also sent as Host (`NAME:PORT`); `localhost` (Host the address) by default. */
+  serverName?: string;
 }
 
 /**
- * `serve --listen 127.0.0.1:PORT [--metrics-listen 127.0.0.1:PORT] ARGS...` on free ports, resolved
+ * `serve --listen ADDRESS:PORT [--metrics-listen 127.0.0.1:PORT] ARGS...` on free ports (ADDRESS
+ * 127.0.0.1 unless `address` says otherwise), resolved
  * once GET /healthz answers 200 (and the metrics listener answers, and `processes` processes have
  * said they listen). A process that exits or is not ready in time is an error carrying its output.
  */
 export async function startGatewayProcess(args: readonly string[], options: GatewayProcessOptions): Promise<GatewayProcess> {
-  const port = await freePort();
+  const address = options.address ?? '127.0.0.1';
+  const port = await freePort(address);
   const metricsPort = options.metrics === true ? await freePort() : undefined;
   const metricsUrl = metricsPort === undefined ? undefined : `http://127.0.0.1:${metricsPort}/metrics`;
+  const target: Target = { address, port, ca: options.ca, serverName: options.serverName };
   const cli = spawnCli(
-    ['serve', '--listen', `127.0.0.1:${port}`, ...(metricsPort === undefined ? [] : ['--metrics-listen', `127.0.0.1:${metricsPort}`]), ...args],
+    ['serve', '--listen', `${address.includes(':') ? `[${address}]` : address}:${port}`, ...(metricsPort === undefined ? [] : ['--metrics-listen', `127.0.0.1:${metricsPort}`]), ...args],
     options,
   );
   const processes = options.processes ?? 1;
@@ -183,7 +193,7 @@ export async function startGatewayProcess(args: readonly string[], options: Gate
     if (processes > 1 && (cli.output().match(/registry-gateway listening/g) ?? []).length < processes) return false;
     try {
       if (metricsUrl !== undefined) await getText(metricsUrl);
-      return (await httpsRequest(port, options.ca, '/healthz', {})).status === 200;
+      return (await httpsRequest(target, '/healthz', {})).status === 200;
     } catch {
       return false;
     }
@@ -203,7 +213,7 @@ export async function startGatewayProcess(args: readonly string[], options: Gate
       if (metricsUrl === undefined) throw new Error('this gateway was started without metrics: true');
       return parsePrometheus(await getText(metricsUrl));
     },
-    request: (path, requestOptions = {}) => httpsRequest(port, options.ca, path, requestOptions),
+    request: (path, requestOptions = {}) => httpsRequest(target, path, requestOptions),
     fdCount: () => readdirSync(`/proc/${pid}/fd`).length,
     rssBytes: () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024,
   };
@@ -246,13 +256,25 @@ export async function spawnGateway(upstreamUrl: string, extraArgs: string[] = []
   }
 }
 
-function httpsRequest(port: number, ca: string, path: string, options: RequestOptions): Promise<ProcessResponse> {
+/** Where request() goes: the listener, the CA to trust, and the name to ask for (else localhost, with Host the address). */
+interface Target {
+  readonly address: string;
+  readonly port: number;
+  readonly ca: string;
+  readonly serverName: string | undefined;
+}
+
+function httpsRequest({ address, port, ca, serverName }: Target, path: string, options: RequestOptions): Promise<ProcessResponse> {
   const started = performance.now();
   return new Promise((done, fail) => {
-    const headers: Record<string, string> = { ...options.headers, ...(options.authorization ? { authorization: options.authorization } : {}) };
+    const headers: Record<string, string> = {
+      ...(serverName === undefined ? {} : { host: `${serverName}:${port}` }),
+      ...options.headers,
+      ...(options.authorization ? { authorization: options.authorization } : {}),
+    };
     const req = https.request(
       {
-        host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers, ca, servername: 'localhost', agent: options.agent ?? false,
+        host: address, port, path, method: options.method ?? 'GET', headers, ca, servername: serverName ?? 'localhost', agent: options.agent ?? false,
         ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
       },
       (res) => {

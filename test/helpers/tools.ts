@@ -9,6 +9,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   'docker-registry': 'docker-registry',
   skopeo: 'skopeo',
   podman: 'podman',
+  ctr: 'containerd',
+  containerd: 'containerd',
   htpasswd: 'apache2-utils',
   openssl: 'openssl',
   docker: 'docker.io',
