@@ -13,6 +13,14 @@ export interface Target {
   readonly caFile?: string;
   /** `user:password`; absent for the upstream. */
   readonly credentials?: string;
+  /** A bearer token (`--auth token`), sent instead of the credentials by wrk and verified pulls. */
+  readonly token?: string;
+}
+
+/** The Authorization header value a target's requests carry, if any: its token, else its credentials. */
+export function authorization(t: Target): string | undefined {
+  if (t.token !== undefined) return `Bearer ${t.token}`;
+  return t.credentials === undefined ? undefined : `Basic ${Buffer.from(t.credentials).toString('base64')}`;
 }
 
 export interface Blob {
@@ -23,6 +31,7 @@ export interface Blob {
 
 export const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 
+/** Basic credentials only (`-u`): pulls, pushes and token requests. */
 function curlArgs(t: Target, maxSeconds: number): string[] {
   return [
     '-sS', '--max-time', String(maxSeconds),
@@ -113,6 +122,28 @@ export async function seed(upstream: Target, repo: string, blob: Blob, dir: stri
   if (r.code !== 0 || r.stdout !== '201') throw new Error(`PUT ${url}: curl exit ${r.code}, HTTP ${r.stdout}\n${r.stderr}`);
 }
 
+/**
+ * An access token from the gateway's token service (`--auth token`), as docker gets one: GET
+ * /token?service=..&scope=.. with the target's Basic credentials. Anything but a 200 with a token
+ * is an error.
+ */
+export async function fetchToken(t: Target, service: string, scope: string): Promise<string> {
+  const url = `${t.base}/token?${new URLSearchParams({ service, scope })}`;
+  const r = await exec('curl', [...curlArgs(t, 30), '-w', '\n%{http_code}', url], 40_000);
+  const cut = r.stdout.lastIndexOf('\n');
+  const [body, status] = [r.stdout.slice(0, cut), r.stdout.slice(cut + 1)];
+  let token: unknown;
+  try {
+    token = (JSON.parse(body) as { token?: unknown }).token;
+  } catch {
+    token = undefined;
+  }
+  if (r.code !== 0 || status !== '200' || typeof token !== 'string' || token === '') {
+    throw new Error(`GET ${url}: curl exit ${r.code}, HTTP ${status}, no token in ${JSON.stringify(body.slice(0, 300))}\n${r.stderr}`);
+  }
+  return token;
+}
+
 export interface WrkResult {
   readonly requests: number;
   readonly seconds: number;
@@ -128,15 +159,16 @@ function toMs(value: string): number {
 }
 
 /**
- * `wrk -c CONNECTIONS -t 2 -d SECONDS --latency` GETs of the manifest with Basic credentials (and
- * any `headers`, as `Name: value`). Any non-2xx/3xx answer or socket error fails the run: the
- * numbers would not describe working requests.
+ * `wrk -c CONNECTIONS -t 2 -d SECONDS --latency` GETs of the manifest with the target's Basic
+ * credentials or bearer token (and any `headers`, as `Name: value`). Any non-2xx/3xx answer or
+ * socket error fails the run: the numbers would not describe working requests.
  */
 export async function wrk(t: Target, repo: string, seconds: number, options: { connections?: number; headers?: readonly string[] } = {}): Promise<WrkResult> {
   const connections = options.connections ?? 32;
   const headers = options.headers ?? [];
   const url = `${t.base}/v2/${repo}/manifests/latest`;
-  const auth = t.credentials === undefined ? [] : ['-H', `Authorization: Basic ${Buffer.from(t.credentials).toString('base64')}`];
+  const header = authorization(t);
+  const auth = header === undefined ? [] : ['-H', `Authorization: ${header}`];
   const r = await exec(
     'wrk',
     ['-c', String(connections), '-t', '2', '-d', `${seconds}s`, '--timeout', '10s', '--latency', '-H', `Accept: ${MANIFEST_TYPE}`, ...auth, ...headers.flatMap((h) => ['-H', h]), url],

@@ -8,7 +8,7 @@ import { get } from 'node:https';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
+import { authorization, fetchToken, makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
 import { exec, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type FrontFiles, type Memory, type Service } from './services.js';
 import { ensureTools, firstLine, frontFiles, logger, machineAndNode, scratch } from './setup.js';
 import { writeHtpasswd } from '../test/helpers/htpasswd.js';
@@ -71,6 +71,11 @@ const USERS = {
  * it can on every request's password.
  */
 const REGISTRY_BCRYPT_COST = 4;
+/** `--auth token`: the gateway's token service name, and what its bench token grants. */
+const TOKEN_SERVICE = 'registry-gateway-bench';
+const TOKEN_SCOPE = `repository:${REPO}:pull`;
+/** `--token-ttl`, s: longer than any one wrk run (--wrk-seconds is at most 600), so no token expires under load. */
+const TOKEN_TTL_S = 3600;
 const FRONTS = ['gateway', 'nginx'] as const;
 // Asks every front for a fresh answer: the gateway then skips its manifest cache, as nginx (the
 // recipe has no cache) always does.
@@ -89,7 +94,7 @@ const median = (xs: readonly number[]) => {
 function verifiedPull(t: Target, blob: Blob): Promise<void> {
   const url = `${t.base}/v2/${REPO}/blobs/${blob.digest}`;
   return new Promise((resolvePull, reject) => {
-    const headers = { authorization: `Basic ${Buffer.from(t.credentials!).toString('base64')}` };
+    const headers = { authorization: authorization(t)! };
     const req = get(url, { ca: readFileSync(t.caFile!), headers, agent: false, timeout: 60_000 }, (res) => {
       const hash = createHash('sha256');
       let bytes = 0;
@@ -169,6 +174,11 @@ interface Row {
   minRatio?: number;
   /** Decimals shown (latencies). */
   digits?: number;
+  /**
+   * For a row of the gateway alone (nginx has no such mode): the row whose gateway values this
+   * row's are set against, round by round, instead of nginx's; `name` says which in the table.
+   */
+  versus?: { row: Row; name: string };
 }
 
 async function main(): Promise<number> {
@@ -188,7 +198,7 @@ async function main(): Promise<number> {
       { ...USERS.apr1, algorithm: 'apr1' },
     ]);
 
-    for (const d of ['registry', 'nginx', 'gateway']) await mkdir(join(tmp, d));
+    for (const d of ['registry', 'nginx', 'gateway', 'token']) await mkdir(join(tmp, d));
     const registry = await startRegistry(join(tmp, 'registry'));
     started.push(registry);
     const upstream: Target = { base: `http://127.0.0.1:${registry.port}` };
@@ -215,27 +225,51 @@ async function main(): Promise<number> {
     const ownTarget = (front: Front) => serviceTarget(own.fronts[front], 'registry');
     const ownUpstream: Target = { base: `http://127.0.0.1:${own.registry.port}`, credentials: `${USERS.registry.user}:${USERS.registry.password}` };
 
+    log(`token mode: a third gateway with --auth token (--token-ttl ${TOKEN_TTL_S}) for the same users and registry`);
+    const tokenGateway = await startGateway(join(tmp, 'token'), files, registry.port, {
+      cli,
+      workers: opts.workers,
+      token: { keyFile: join(tmp, 'token', 'token.key'), service: TOKEN_SERVICE, ttlSeconds: TOKEN_TTL_S },
+    });
+    started.push(tokenGateway);
+    // As docker does after the challenge: the apr1 user's Basic credentials for a pull token.
+    const bearerTarget = async (): Promise<Target> => {
+      const basic = serviceTarget(tokenGateway, 'apr1');
+      return { ...basic, token: await fetchToken(basic, TOKEN_SERVICE, TOKEN_SCOPE) };
+    };
+
     // Warm-up, as after a docker login: each front serves the whole blob, checked byte for byte.
     for (const front of FRONTS) await verifiedPull(target(front, 'bcrypt'), blob);
+    await verifiedPull(await bearerTarget(), blob);
     const tls = { gateway: await tlsOf(gateway.port, files.caFile), nginx: await tlsOf(nginx.port, files.caFile) };
     const idle = treeMemory(gateway.pid);
 
+    // The cached Basic rows that the token-mode rows are set against.
+    const apr1Rps: Row = { label: 'apr1 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 1.0 };
+    const apr1P99: Row = { label: 'apr1 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 };
+    const apr1Cpu: Row = { label: 'front CPU per apr1 request, µs (less is better)', gateway: [], nginx: [], unit: 'µs' };
+    const cachedBasic = (row: Row) => ({ row, name: 'vs the apr1 (cached Basic) row' });
     const rows = {
       pull: { label: 'blob pull, MB/s', gateway: [], nginx: [], unit: 'MB/s', minRatio: 1.1 } as Row,
       push: { label: 'blob push, MB/s', gateway: [], nginx: [], unit: 'MB/s', minRatio: 1.0 } as Row,
       bcryptRps: { label: 'bcrypt-10 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 20 } as Row,
       bcryptP50: { label: 'bcrypt-10 user, p50 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
       bcryptP99: { label: 'bcrypt-10 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
-      apr1Rps: { label: 'apr1 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 1.0 } as Row,
+      apr1Rps,
       apr1P50: { label: 'apr1 user, p50 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
-      apr1P99: { label: 'apr1 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      apr1P99,
+      // The apr1 requests in token mode (--auth token), with a bearer token instead of Basic:
+      // the gateway alone, set against its cached Basic rows.
+      tokenRps: { label: 'bearer token (--auth token), requests/s', gateway: [], nginx: [], unit: 'req/s', versus: cachedBasic(apr1Rps) } as Row,
+      tokenP99: { label: 'bearer token, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2, versus: cachedBasic(apr1P99) } as Row,
       freshRps: { label: `apr1 user, every request to the registry (${FRESH}), requests/s`, gateway: [], nginx: [], unit: 'req/s' } as Row,
       freshP99: { label: `apr1 user, every request to the registry, p99 latency ms`, gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
       // The front's own CPU time (all its processes, user + system) per unit of work: less noisy
       // than throughput on a machine whose cores the registry, curl and wrk share.
       pullCpu: { label: 'front CPU per GB pulled, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
       pushCpu: { label: 'front CPU per GB pushed, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
-      apr1Cpu: { label: 'front CPU per apr1 request, µs (less is better)', gateway: [], nginx: [], unit: 'µs' } as Row,
+      apr1Cpu,
+      tokenCpu: { label: 'front CPU per bearer-token request, µs (less is better)', gateway: [], nginx: [], unit: 'µs', versus: cachedBasic(apr1Cpu) } as Row,
       freshCpu: { label: 'front CPU per apr1 request to the registry, µs (less is better)', gateway: [], nginx: [], unit: 'µs' } as Row,
       // A second registry signing users in itself (at the least bcrypt cost it accepts), both
       // fronts passing Authorization on: the gateway with --auth upstream, nginx without auth_basic.
@@ -250,6 +284,15 @@ async function main(): Promise<number> {
       record(rows[`${prefix}Rps`], front, r.rps);
       record(rows[`${prefix}P50`], front, r.p50ms);
       record(rows[`${prefix}P99`], front, r.p99ms);
+    };
+    /** A wrk run through `service` with its CPU, into the rows `${prefix}Rps`, `${prefix}P99` and `${prefix}Cpu`. */
+    const recordWrkWithCpu = async (prefix: 'fresh' | 'own' | 'token', what: string, front: Front, service: Service, t: Target, headers: readonly string[] = []) => {
+      const { r, cpuUs } = await wrkWithCpu(service, t, opts.wrkSeconds, headers);
+      record(rows[`${prefix}Rps`], front, r.rps);
+      record(rows[`${prefix}P99`], front, r.p99ms);
+      record(rows[`${prefix}Cpu`], front, cpuUs);
+      log(`  wrk ${what}, ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms, ${cpuUs.toFixed(0)} µs CPU per request`);
+      await sleep(500);
     };
 
     let pushes = 0;
@@ -285,25 +328,13 @@ async function main(): Promise<number> {
           await sleep(500);
         }
       }
-      for (const front of FRONTS) {
-        const { r, cpuUs } = await wrkWithCpu(services[front], target(front, 'apr1'), opts.wrkSeconds, [FRESH]);
-        record(rows.freshCpu, front, cpuUs);
-        log(`  wrk apr1, ${FRESH}, ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms`);
-        record(rows.freshRps, front, r.rps);
-        record(rows.freshP99, front, r.p99ms);
-        await sleep(500);
-      }
+      // The apr1 run again in token mode, with a token fetched just before it.
+      await recordWrkWithCpu('token', 'apr1 with a bearer token (--auth token)', 'gateway', tokenGateway, await bearerTarget());
+      for (const front of FRONTS) await recordWrkWithCpu('fresh', `apr1, ${FRESH}`, front, services[front], target(front, 'apr1'), [FRESH]);
       const upWrk = await wrk(upstream, REPO, opts.wrkSeconds);
       ceiling.rps.push(upWrk.rps);
       log(`  wrk upstream: ${upWrk.rps.toFixed(0)} req/s, p50 ${upWrk.p50ms} ms, p99 ${upWrk.p99ms} ms`);
-      for (const front of FRONTS) {
-        const { r, cpuUs } = await wrkWithCpu(own.fronts[front], ownTarget(front), opts.wrkSeconds);
-        record(rows.ownCpu, front, cpuUs);
-        log(`  wrk registry's own auth, ${front}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50ms} ms, p99 ${r.p99ms} ms`);
-        record(rows.ownRps, front, r.rps);
-        record(rows.ownP99, front, r.p99ms);
-        await sleep(500);
-      }
+      for (const front of FRONTS) await recordWrkWithCpu('own', "registry's own auth", front, own.fronts[front], ownTarget(front));
       const upOwn = await wrk(ownUpstream, REPO, opts.wrkSeconds);
       ceiling.ownRps.push(upOwn.rps);
       log(`  wrk upstream with its own auth: ${upOwn.rps.toFixed(0)} req/s, p50 ${upOwn.p50ms} ms, p99 ${upOwn.p99ms} ms`);
@@ -353,13 +384,17 @@ async function main(): Promise<number> {
     ];
     for (const row of Object.values(rows)) {
       const g = median(row.gateway);
-      const n = median(row.nginx);
-      // Each round measures both fronts back to back: its ratio is what drift between rounds
-      // cannot move, and the median of those is the run's ratio.
-      const ratio = median(row.gateway.map((value, i) => value / row.nginx[i]!));
+      // A row of the gateway alone is set against another of its rows (which has its own line).
+      const basis = row.versus?.row.gateway ?? row.nginx;
+      const n = median(basis);
+      // Each round measures both back to back: its ratio is what drift between rounds cannot
+      // move, and the median of those is the run's ratio.
+      const ratio = median(row.gateway.map((value, i) => value / basis[i]!));
       const ok = row.minRatio === undefined ? null : ratio >= row.minRatio;
       if (ok !== null) checks.push({ what: row.label, ok, detail: `${ratio.toFixed(2)}× nginx (ratio of the medians ${(g / n).toFixed(2)}×), target ≥ ${row.minRatio}×` });
-      lines.push(`| ${row.label} | ${fmt(g, row.digits)} | ${fmt(n, row.digits)} | ${ratio.toFixed(2)}× (${(g / n).toFixed(2)}×) | ${row.minRatio === undefined ? '' : `≥ ${row.minRatio}×`} | ${ok === null ? '' : ok ? 'met' : '**MISSED**'} |`);
+      const nginxCell = row.versus === undefined ? fmt(n, row.digits) : '';
+      const ratioCell = `${ratio.toFixed(2)}× (${(g / n).toFixed(2)}×)${row.versus === undefined ? '' : ` ${row.versus.name}`}`;
+      lines.push(`| ${row.label} | ${fmt(g, row.digits)} | ${nginxCell} | ${ratioCell} | ${row.minRatio === undefined ? '' : `≥ ${row.minRatio}×`} | ${ok === null ? '' : ok ? 'met' : '**MISSED**'} |`);
     }
     const rssOk = parallel.gateway.peak.rssMiB <= 150;
     const growth = after.rssMiB - before.rssMiB;
@@ -382,7 +417,7 @@ async function main(): Promise<number> {
       '| per round | ' + Array.from({ length: opts.rounds }, (_, i) => `round ${i + 1}`).join(' | ') + ' |',
       '| --- |' + ' ---: |'.repeat(opts.rounds),
       ...Object.values(rows).flatMap((row) =>
-        FRONTS.map((front) => `| ${row.label}, ${front} | ${row[front].map((v) => fmt(v, row.digits)).join(' | ')} |`),
+        FRONTS.filter((front) => row[front].length > 0).map((front) => `| ${row.label}, ${front} | ${row[front].map((v) => fmt(v, row.digits)).join(' | ')} |`),
       ),
       `| pull straight from the registry, MB/s | ${ceiling.pull.map((v) => fmt(v)).join(' | ')} |`,
       `| push straight to the registry, MB/s | ${ceiling.push.map((v) => fmt(v)).join(' | ')} |`,
@@ -399,6 +434,7 @@ ${new Date().toISOString().slice(0, 10)}, \`npm run bench -- --blob-mib ${opts.b
 - gateway: \`serve --log-level warn\`, ${opts.workers === null ? 'default' : opts.workers} workers (${processes('gateway')} processes); RSS after the warm-up ${fmt(idle.rssMiB, 1)} MiB (PSS ${fmt(idle.pssMiB, 1)})
 - nginx: the distribution docs' "Authenticate proxy with nginx" recipe, \`worker_processes auto\` (${processes('nginx')} processes), \`access_log off\`
 - registry's own auth rows: a second registry with \`auth: htpasswd\` (bcrypt cost ${REGISTRY_BCRYPT_COST}), behind a second gateway (\`serve --auth upstream --log-level warn\`, ${processTree(own.fronts.gateway.pid).length} processes) and a second nginx (the recipe without \`auth_basic\`, ${processTree(own.fronts.nginx.pid).length} processes)
+- token rows: a third gateway (\`serve --auth token --token-ttl ${TOKEN_TTL_S} --log-level warn\`, ${processTree(tokenGateway.pid).length} processes) with the same certificate, users and registry; nginx has no such mode, so these rows are set against the gateway's apr1 rows
 - 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (anything else running shares the cores)
 - TLS as negotiated by OpenSSL's client: gateway ${tls.gateway}, nginx ${tls.nginx}; the same EC P-256 certificate
 
@@ -449,6 +485,16 @@ Gateway RSS (MiB) after each 5 s run of small requests, from ${fmt(before.rssMiB
   Authorization header on by default). The same wrk run of manifest GETs with the Basic header
   goes through each, then straight to that registry (its ceiling row); front CPU is measured as
   above. Every request reaches the registry, which checks the password each time.
+- Token mode (\`--auth token\`): a third gateway, with the same certificate, users and registry,
+  issues bearer tokens at /token and checks them on /v2/. Right after the apr1 runs of each round,
+  one token is fetched as docker fetches it (\`GET /token?service=${TOKEN_SERVICE}&scope=${TOKEN_SCOPE}\`
+  with the apr1 user's Basic credentials), then the same wrk run goes through that gateway with
+  \`Authorization: Bearer TOKEN\` instead of Basic; front CPU is measured as above. The gateway
+  verifies a token once (signature and claims) and recalls it from memory until it expires
+  (\`--token-ttl ${TOKEN_TTL_S}\`, longer than any run), as it recalls a Basic user once verified, and
+  answers from the same manifest cache: a small GET with a token should cost no more than a cached
+  Basic one. nginx has no token mode, so the ratio of these rows is token / cached Basic (the
+  gateway's apr1 rows), round by round.
 `;
     await writeFile(opts.out, report);
     console.log(`\n${lines.join('\n')}\n`);

@@ -322,15 +322,26 @@ export async function startNginx(dir: string, files: FrontFiles, upstreamPort: n
   });
 }
 
+/** `--auth token`: the gateway issues bearer tokens at /token to the htpasswd users, and checks them. */
+export interface GatewayTokenAuth {
+  /** `--token-key`: made there on first start (not in the working folder's certs/). */
+  readonly keyFile: string;
+  /** `--token-service`: the `service` a token request names. */
+  readonly service: string;
+  /** `--token-ttl`: an access token's lifetime, in seconds. */
+  readonly ttlSeconds: number;
+}
+
 /**
  * The gateway from dist/, with the same certificate, users and upstream; warnings-only logging.
  * With `auth: 'upstream'`, `--auth upstream` and no htpasswd file: the registry signs users in.
+ * With `token`, `--auth token` for the same htpasswd users.
  */
 export async function startGateway(
   dir: string,
   files: FrontFiles,
   upstreamPort: number,
-  options: { cli: string; workers: string | null; auth?: FrontAuth },
+  options: { cli: string; workers: string | null; auth?: FrontAuth; token?: GatewayTokenAuth },
 ): Promise<Service> {
   const port = await freePort();
   // GATEWAY_* variables from the caller's environment must not change what is measured.
@@ -342,6 +353,9 @@ export async function startGateway(
     '--tls-cert', files.cert,
     '--tls-key', files.key,
     ...(options.auth === 'upstream' ? ['--auth', 'upstream'] : ['--htpasswd', files.htpasswd]),
+    ...(options.token === undefined
+      ? []
+      : ['--auth', 'token', '--token-key', options.token.keyFile, '--token-service', options.token.service, '--token-ttl', String(options.token.ttlSeconds)]),
     '--log-level', 'warn',
     ...(options.workers === null ? [] : ['--workers', options.workers]),
   ];
