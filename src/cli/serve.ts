@@ -44,9 +44,13 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       log.warn({ ca: caFile, names: [...hosts, ...ips] }, `no certificate was found, so one was made, signed by a new CA in ${caFile} that clients must trust: how was printed to stderr, and registry-gateway certs trust prints it again`);
     }
     if (cluster.isPrimary) logCertificateCheck(log, setup.tls.check);
-    const keyMode = cluster.isPrimary ? exposedKeyMode(config.tls.keyFile) : null;
-    if (keyMode !== null) {
-      log.warn({ key: config.tls.keyFile, mode: keyMode }, `the private key ${config.tls.keyFile} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${config.tls.keyFile}`);
+    // Private keys others can read: the TLS key, and the key that signs tokens.
+    for (const key of cluster.isPrimary ? [config.tls.keyFile, ...(config.token ? [config.token.keyFile] : [])] : []) {
+      const keyMode = exposedKeyMode(key);
+      if (keyMode !== null) log.warn({ key, mode: keyMode }, `the private key ${key} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${key}`);
+    }
+    if (cluster.isPrimary && setup.tokenKeys?.made) {
+      log.info({ tokenKey: setup.tokenKeys.file }, `made the key that signs tokens, ${setup.tokenKeys.file} (mode 600): keep it with the certificates; every process and replica given it accepts the others' tokens`);
     }
     if (cluster.isPrimary) for (const warning of setup.tls.warnings) log.warn({ cert: config.tls.certFile }, warning);
     const clustered = config.workers > 1;

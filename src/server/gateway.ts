@@ -204,12 +204,13 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
       `--auth upstream: the gateway does not authenticate; it passes credentials on, and the registry at ${forwarding.upstream.origin} must sign users in and decide who may pull and push (its own htpasswd or token auth); the manifest cache is off, since the gateway cannot tell who may read a copy`,
     );
   } else {
-    log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: setup.users.size, access: config.access?.file ?? null }, 'registry-gateway listening');
+    const token = config.token === null ? {} : { auth: 'token', tokenService: config.token.service };
+    log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, users: setup.users.size, access: config.access?.file ?? null, ...token }, 'registry-gateway listening');
   }
-  if (config.auth === 'basic' && setup.users.size === 0) {
+  if (config.auth !== 'upstream' && setup.users.size === 0) {
     log.warn(
       { htpasswd: config.htpasswdFile },
-      `the htpasswd file has no users: every registry request will be refused; add one with ${addUserHint(config.htpasswdFile!)}; the gateway takes it up without a restart`,
+      `the htpasswd file has no users: ${config.auth === 'token' ? 'nobody can log in (requests without credentials get what the access file grants @anonymous)' : 'every registry request will be refused'}; add one with ${addUserHint(config.htpasswdFile!)}; the gateway takes it up without a restart`,
     );
   }
 

@@ -36,6 +36,17 @@ describe('registry-gateway access check', () => {
     expect(r.stdout).toBe('allowed: robot-ci may push team-a/app\ngranted by rule 1 (line 4): users [@ci], repositories [team-a/*], actions [pull, push]\n');
   });
 
+  it('answers for @anonymous, the requests without credentials of token mode, which "*" leaves out', async () => {
+    const open = join(dir, 'public.yml');
+    await writeFile(open, `${POLICY}  - users: ["@anonymous"]\n    repositories: ["public/*"]\n    actions: [pull]\n`);
+    const allowed = await check(['@anonymous', 'pull', 'public/x', '--access', open]);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toBe('allowed: @anonymous may pull public/x\ngranted by rule 3 (line 10): users [@anonymous], repositories [public/*], actions [pull]\n');
+    const library = await check(['@anonymous', 'pull', 'library/base', '--access', open]);
+    expect(library.code).toBe(1);
+    expect(library.stdout).toContain('rule 2 (line 7): users [*], repositories [library/*, ${user}/*], actions [pull] grants it to "*", every signed-in user, which leaves out @anonymous');
+  });
+
   it('says denied, and what each rule of that user lacks (exit 1)', async () => {
     const r = await check(['robot-ci', 'delete', 'team-a/app', '--access', file]);
     expect(r.code).toBe(1);
