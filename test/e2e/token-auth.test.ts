@@ -22,7 +22,7 @@ import { GATEWAY_BIN, jsonLogLines, startGatewayProcess, type GatewayProcess, ty
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { makeTar, readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { podmanCli, trustCaForContainers, type PodmanCli } from '../helpers/podman.js';
+import { podmanCli, podmanPushPull, trustCaForContainers, type PodmanCli } from '../helpers/podman.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoSandbox } from '../helpers/skopeo.js';
 import { requireTool, run, runOk, type RunResult } from '../helpers/tools.js';
@@ -247,22 +247,9 @@ describe('--auth token: the gateway is the token service for docker, podman, sko
       const host = containersHost();
       const login = await podman!.ok(['login', '--username', USER, '--password-stdin', host], `${password}\n`);
       expect(login.stdout).toContain('Login Succeeded');
-      // An image in podman's storage, from the OCI layout.
-      const id = (await podman!.ok(['pull', '--quiet', `oci:${layout}:podman`])).stdout.trim().split('\n').at(-1)!;
-      expect(id).toMatch(/^[0-9a-f]{64}$/);
+      // An image in podman's storage, from the OCI layout, pushed and pulled back the same.
       const image = `${host}/team/podman:1`;
-      await podman!.ok(['tag', id, image]);
-      const digestFile = join(work, 'podman-digest');
-      await podman!.ok(['push', '--digestfile', digestFile, image]);
-      const digest = (await readFile(digestFile, 'utf8')).trim();
-      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-
-      await podman!.ok(['rmi', '--force', id]);
-      expect((await podman!.run(['image', 'exists', image])).code).toBe(1);
-      await podman!.ok(['pull', '--quiet', image]);
-      const [pulled] = JSON.parse((await podman!.ok(['image', 'inspect', image])).stdout) as Array<{ Id: string; Digest: string }>;
-      expect(pulled!.Digest).toBe(digest);
-      expect(pulled!.Id).toBe(id);
+      const { digest } = await podmanPushPull(podman!, `oci:${layout}:podman`, image, work);
       expect((await stored('team/podman', '1')).headers.get('docker-content-digest')).toBe(digest);
       expect(logLines()).toContainEqual(expect.objectContaining({ method: 'PUT', path: '/v2/team/podman/manifests/1', status: 201, user: USER }));
       await podman!.ok(['logout', host]);

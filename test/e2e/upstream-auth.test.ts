@@ -8,7 +8,7 @@
 // test CA the way users do it: Docker in /etc/docker/certs.d/HOST:PORT, podman and skopeo in
 // /etc/containers/certs.d/HOST:PORT (each under a name of its own, so neither borrows the other's).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { jsonLogLines, spawnCli, type CliProcess } from '../helpers/gateway-proc
 import { writeHtpasswd, type HtpasswdUser } from '../helpers/htpasswd.js';
 import { makeTar, readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { podmanCli, trustCaForContainers, type PodmanCli } from '../helpers/podman.js';
+import { podmanCli, podmanPushPull, trustCaForContainers, type PodmanCli } from '../helpers/podman.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { skopeoSandbox } from '../helpers/skopeo.js';
 import { startTokenRegistry } from '../helpers/token-registry.js';
@@ -261,22 +261,9 @@ describe('--auth upstream: docker, podman and skopeo sign in at the registry its
 
       const login = await podman!.ok(['login', '--username', ALICE.user, '--password-stdin', host], `${ALICE.password}\n`);
       expect(login.stdout).toContain('Login Succeeded');
-      // An image in podman's storage, from the OCI layout.
-      const id = (await podman!.ok(['pull', '--quiet', `oci:${layout}:podman`])).stdout.trim().split('\n').at(-1)!;
-      expect(id).toMatch(/^[0-9a-f]{64}$/);
+      // An image in podman's storage, from the OCI layout, pushed and pulled back the same.
       const image = `${host}/team/podman:1`;
-      await podman!.ok(['tag', id, image]);
-      const digestFile = join(work, 'podman-digest');
-      await podman!.ok(['push', '--digestfile', digestFile, image]);
-      const digest = (await readFile(digestFile, 'utf8')).trim();
-      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-
-      await podman!.ok(['rmi', '--force', id]);
-      expect((await podman!.run(['image', 'exists', image])).code).toBe(1);
-      await podman!.ok(['pull', '--quiet', image]);
-      const [pulled] = JSON.parse((await podman!.ok(['image', 'inspect', image])).stdout) as Array<{ Id: string; Digest: string }>;
-      expect(pulled!.Digest).toBe(digest);
-      expect(pulled!.Id).toBe(id);
+      const { digest } = await podmanPushPull(podman!, `oci:${layout}:podman`, image, work);
       const stored = await httpGet(`${registry.url}/v2/team/podman/manifests/1`, { accept: MANIFEST_TYPES, authorization: alice() });
       expect(stored.headers['docker-content-digest']).toBe(digest);
     });

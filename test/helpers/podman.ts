@@ -99,3 +99,24 @@ export async function trustCaForContainers(hostPort: string, caPem: string): Pro
     if (createdParent) await rmdir(join(CERTS_ROOT, '..')).catch(() => undefined);
   };
 }
+
+/**
+ * What a user does with podman once logged in: an image from an OCI layout (`oci:DIR:TAG`) tagged
+ * `image`, pushed, removed and pulled back; throws unless the pull gives the same image (id and
+ * digest). Returns the id and the digest the push reported.
+ */
+export async function podmanPushPull(podman: PodmanCli, source: string, image: string, work: string): Promise<{ id: string; digest: string }> {
+  const id = (await podman.ok(['pull', '--quiet', source])).stdout.trim().split('\n').at(-1)!;
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`podman pull ${source} printed no image id: ${id}`);
+  await podman.ok(['tag', id, image]);
+  const digestFile = join(work, 'podman-digest');
+  await podman.ok(['push', '--digestfile', digestFile, image]);
+  const digest = (await readFile(digestFile, 'utf8')).trim();
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new Error(`podman push ${image} wrote no digest: ${digest}`);
+  await podman.ok(['rmi', '--force', id]);
+  if ((await podman.run(['image', 'exists', image])).code !== 1) throw new Error(`${image} is still in podman's storage after rmi`);
+  await podman.ok(['pull', '--quiet', image]);
+  const [pulled] = JSON.parse((await podman.ok(['image', 'inspect', image])).stdout) as Array<{ Id: string; Digest: string }>;
+  if (pulled?.Digest !== digest || pulled.Id !== id) throw new Error(`pulled ${image} as ${pulled?.Id} ${pulled?.Digest}, pushed ${id} ${digest}`);
+  return { id, digest };
+}
