@@ -7,6 +7,8 @@ import { dirname, join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { GatewayError, isGatewayError, type ErrorCode } from '../errors.js';
 import { clientPort } from '../config/load.js';
+import { ACME_DIRECTORIES } from '../config/acme-settings.js';
+import { acmeFiles, renewalTime } from '../tls/acme-store.js';
 import { parseListen, parsePort, parsePublicUrl } from '../config/validate.js';
 import { trustInstructions, trustedNames, writeCertificateSet, writeClientCertificate, writeServerCertificate } from '../tls/cert-files.js';
 import { LEAF_DAYS, describeCertificate, normalizeServerNames } from '../tls/certificates.js';
@@ -103,14 +105,18 @@ Options:
   -h, --help           show this help
 `;
 
-const SHOW_USAGE = `Usage: registry-gateway certs show [--cert FILE]
+const SHOW_USAGE = `Usage: registry-gateway certs show [--cert FILE | --acme DIRECTORY]
 
 Prints the subject, names, issuer, validity and SHA-256 fingerprint of a certificate, with a
-WARNING when it expires within 30 days. Exits 1 when it has expired or is not valid yet.
+WARNING when it expires within 30 days. Exits 1 when it has expired or is not valid yet. For a
+certificate from an ACME CA, also when the gateway renews it.
 
 Options:
-  --cert FILE   the certificate (default: $GATEWAY_TLS_CERT, else certs/server.crt)
-  -h, --help    show this help
+  --cert FILE        the certificate (default: $GATEWAY_TLS_CERT, else certs/server.crt)
+  --acme DIRECTORY   the certificate the gateway got with --acme DIRECTORY (letsencrypt,
+                     letsencrypt-staging or a directory URL; default: $GATEWAY_ACME), kept under
+                     the folder of --cert's default (certs/acme)
+  -h, --help         show this help
 `;
 
 const CLIENT_USAGE = `Usage: registry-gateway certs client --name NAME [options]
@@ -268,9 +274,10 @@ function serveHint(dir: string, cert: string, key: string): string {
 }
 
 async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const flags = parse('show', argv, { cert: { type: 'string' } });
+  const flags = parse('show', argv, { cert: { type: 'string' }, acme: { type: 'string' } });
   if (flags.help === true) return help(SHOW_USAGE);
-  const [file, source] = certSource(text(flags.cert), env);
+  const acme = text(flags.cert) === undefined ? acmeCertificate(text(flags.acme) ?? (env.GATEWAY_ACME || undefined), env) : null;
+  const [file, source] = acme ?? certSource(text(flags.cert), env);
   const pem = await readCertificate(file, source);
   const summary = describeCertificate(pem);
   const now = Date.now();
@@ -284,7 +291,8 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
       `not before   ${summary.notBefore.toISOString()}\n` +
       `not after    ${summary.notAfter.toISOString()}${daysLeft > 0 ? ` (${plural(daysLeft, 'day')} from now)` : ''}\n` +
       `SHA-256      ${summary.fingerprint256}\n` +
-      (summary.isCa ? `may sign     ${caLimits(file, pem)}\n` : ''),
+      (summary.isCa ? `may sign     ${caLimits(file, pem)}\n` : '') +
+      (acme === null ? '' : `renewal      ${renewalTime(summary).toISOString()} (two thirds into its lifetime; the gateway renews it by itself)\n`),
   );
   if (summary.notAfter.getTime() <= now) {
     process.stderr.write(`registry-gateway certs: the certificate in ${file} expired on ${summary.notAfter.toISOString()}; renew it\n`);
@@ -302,6 +310,14 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
     process.stdout.write(`Clients trust it through ${join(dir, 'ca.crt')}: registry-gateway certs trust${dir === DEFAULT_DIR ? '' : ` --out ${dir}`} prints how.\n`);
   }
   return 0;
+}
+
+/** The file of the certificate got with --acme DIRECTORY, and how it was named; null without a directory. */
+function acmeCertificate(directory: string | undefined, env: NodeJS.ProcessEnv): [string, string] | null {
+  if (directory === undefined) return null;
+  const url = ACME_DIRECTORIES[directory.trim().toLowerCase()] ?? directory.trim();
+  const folder = join(dirname(env.GATEWAY_TLS_CERT || join(DEFAULT_DIR, 'server.crt')), 'acme');
+  return [acmeFiles(folder, url).cert, `the certificate of --acme ${directory}`];
 }
 
 /** Whether the CA in the certificate's own folder (ca.crt) issued it. */

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GatewayError } from '../errors.js';
+import { acmeSettings } from './acme-settings.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
 import type { AutoCertificateSettings, ClientAddress, ConfigFiles, FileOption, ParsedConfig, TokenConfig } from './types.js';
 import {
@@ -124,8 +125,9 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     extraSansSource: label('tls-san'),
     port: clientPort(publicUrl, publishedPort, listen?.port ?? 8443),
   });
+  const acme = acmeSettings(values, publicUrl, clientAddress.port, problems);
   const autoCertificate: AutoCertificateSettings | null =
-    values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk
+    values.acme.value === null && values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk
       ? Object.freeze({
           publicUrl,
           extraSans: clientAddress.extraSans,
@@ -138,6 +140,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     key: fileOption('tls-key')!,
     clientCa: fileOption('tls-client-ca'),
     autoCertificate,
+    acme,
     clientAddress,
     htpasswd: upstreamAuth ? null : fileOption('htpasswd')!,
     access: upstreamAuth ? null : fileOption('access'),
@@ -156,6 +159,7 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
       keyFile: files.key.file,
       clientCaFile: files.clientCa?.file ?? null,
       autoCertificate,
+      acme,
       hstsMaxAge,
     }),
     auth,

@@ -50,6 +50,8 @@ export interface Config {
      * are made there when neither file exists. Null: the files must exist as given.
      */
     readonly autoCertificate: AutoCertificateSettings | null;
+    /** Set with `--acme`: the certificate comes from an ACME CA. */
+    readonly acme: AcmeSettings | null;
     /** Strict-Transport-Security max-age in seconds; 0 sends no header. */
     readonly hstsMaxAge: number;
   };
@@ -81,6 +83,24 @@ export interface Config {
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
   readonly timeouts: Timeouts;
+}
+
+/** A certificate from an ACME CA (`--acme`), kept under the certs folder and renewed by the gateway. */
+export interface AcmeSettings {
+  /** The CA's RFC 8555 directory. */
+  readonly directoryUrl: string;
+  readonly email: string | null;
+  /** The names the certificate is for, the first one its subject. */
+  readonly domains: readonly string[];
+  /** PEM CA to trust for the ACME server's own HTTPS; null: the system's. */
+  readonly caCertFile: string | null;
+  readonly eab: { readonly kid: string; readonly hmacKey: string } | null;
+  /** Where HTTP-01 challenges are answered (and everything else redirected to https); null: TLS-ALPN-01 only. */
+  readonly httpListen: { readonly host: string; readonly port: number } | null;
+  /** Where the account key and the certificates are kept (certs/acme). */
+  readonly folder: string;
+  /** The port clients reach the gateway's HTTPS on, for redirects from the HTTP listener. */
+  readonly httpsPort: number;
 }
 
 /** What the gateway puts in a certificate it makes itself (see tls/auto.ts). */
@@ -122,6 +142,8 @@ export interface ConfigFiles {
   readonly clientCa: FileOption | null;
   /** As Config.tls.autoCertificate. */
   readonly autoCertificate: AutoCertificateSettings | null;
+  /** As Config.tls.acme. */
+  readonly acme: AcmeSettings | null;
   /** The names and port clients use, which the certificate must cover. */
   readonly clientAddress: ClientAddress;
   /** Null with `--auth upstream`: no users are read. */

@@ -21,6 +21,8 @@ import type { ForwardSettings } from '../proxy/forward.js';
 import { createManifestCache, type ManifestCache } from '../proxy/manifest-cache.js';
 import { createReclaimer } from '../proxy/reclaim.js';
 import { createUpstream } from '../proxy/upstream.js';
+import { answerAlpnChallenges } from '../tls/alpn-challenge.js';
+import { startHttpChallengeListener } from '../tls/http-challenge.js';
 import { secureContextOptions, secureServerOptions } from '../tls/options.js';
 import { createLogger, type Logger } from './logger.js';
 import { limitConnections } from './connection-limit.js';
@@ -178,7 +180,13 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => handleClientError(err, socket, config.tls.hstsMaxAge, log));
   const connectionLimit = limitConnections(server, { max: config.maxConnections, log, hstsMaxAge: config.tls.hstsMaxAge });
 
+  // A CA validating the gateway's names (ACME): TLS-ALPN-01 on this listener, HTTP-01 on its own.
+  const challenges = certificates.challenges;
+  const stopAlpn = challenges ? answerAlpnChallenges(server, challenges) : () => undefined;
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
+  const acmeHttp = challenges && config.tls.acme?.httpListen && !options.listening
+    ? await startHttpChallengeListener({ ...config.tls.acme.httpListen, keyAuthorization: challenges.keyAuthorization, httpsPort: config.tls.acme.httpsPort === 443 ? null : config.tls.acme.httpsPort })
+    : null;
   const sync = config.manifestCacheMs > 0 && config.workers > 1 ? createManifestSync({ log }) : null;
   const auth = signIn.scheme;
   const forwarding = forwardingSettings(config, port, log, sync, auth.challenge);
@@ -192,6 +200,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     metrics,
     access,
     tokenEndpoint: signIn.tokenEndpoint ?? null,
+    certificateWaiting: () => certificates.waiting?.() ?? null,
   }));
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
@@ -218,6 +227,8 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     draining = true;
     access?.close();
     stopCertificates();
+    stopAlpn();
+    await acmeHttp?.close();
     certificates.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();

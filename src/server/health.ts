@@ -88,8 +88,13 @@ export function answerLiveness(res: ServerResponse): void {
   sendJson(res, 200, JSON.stringify({ status: 'ok' }), { 'cache-control': 'no-store' });
 }
 
-export async function answerReadiness(res: ServerResponse, upstream: Upstream, expected: UpstreamExpectations = GATEWAY_AUTH): Promise<void> {
-  const readiness = await checkUpstream(upstream, expected);
+/**
+ * `/readyz`: the upstream as above, and first the certificate: `certificateWaiting` says why the
+ * listener has no certificate clients will trust yet (an ACME order still open), or null.
+ */
+export async function answerReadiness(res: ServerResponse, upstream: Upstream, expected: UpstreamExpectations = GATEWAY_AUTH, certificateWaiting: () => string | null = () => null): Promise<void> {
+  const waiting = certificateWaiting();
+  const readiness: Readiness = waiting !== null ? { ready: false, reason: waiting } : await checkUpstream(upstream, expected);
   const body = readiness.ready ? { status: 'ready' } : { status: 'unavailable', reason: readiness.reason };
   sendJson(res, readiness.ready ? 200 : 503, JSON.stringify(body), { 'cache-control': 'no-store' });
 }

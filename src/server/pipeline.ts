@@ -33,6 +33,8 @@ export interface PipelineDeps {
   readonly metrics: GatewayMetrics | null;
   /** Who may pull, push and delete what; null or absent: every authenticated user may do everything. */
   readonly access?: AccessControl | null;
+  /** Why the certificate served is not one clients trust yet (an ACME order open), or null; absent: never. */
+  readonly certificateWaiting?: () => string | null;
   /** Answers `/token` (token mode): the gateway's own token service. */
   readonly tokenEndpoint?: ((ctx: RequestContext) => Promise<void>) | null;
 }
@@ -111,7 +113,7 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     answerLiveness(res);
   } else if (ctx.path === '/readyz') {
     // A registry that signs users in itself answers /v2/ with 401 when it works.
-    return answerReadiness(res, deps.forwarding.upstream, { ownAuthExpected: deps.auth.forwardsCredentials });
+    return answerReadiness(res, deps.forwarding.upstream, { ownAuthExpected: deps.auth.forwardsCredentials }, deps.certificateWaiting);
   } else if (isRegistryPath(ctx.path)) {
     const signedIn = deps.auth.recall(authRequest(ctx));
     if (signedIn === undefined) return authenticateThenProxy(ctx, deps);

@@ -11,6 +11,7 @@ import { formatHtpasswdProblem, readHtpasswdFile } from '../auth/htpasswd.js';
 import type { HtpasswdUsers } from '../auth/types.js';
 import { invalidConfiguration, parseConfig } from '../config/load.js';
 import type { Config, ConfigFiles } from '../config/types.js';
+import { openAcmeCertificate } from '../tls/acme.js';
 import { openAutoCertificate, type GeneratedCertificate } from '../tls/auto.js';
 import { openCertificateFiles } from '../tls/file-source.js';
 import { loadClientCa, unconstrainedCaWarning } from '../tls/load.js';
@@ -99,7 +100,10 @@ async function readConfigFiles(
   };
 
   let certificates: { source: CertificateSource | null; problems: readonly string[]; generated: GeneratedCertificate | null; check: CertificateCheck | null; warnings: readonly string[] };
-  if (files.autoCertificate === null) {
+  if (files.acme !== null) {
+    const opened = startable ? await openAcmeCertificate(files.acme, { issuer: options.primary }) : { source: null, problems: [] };
+    certificates = { ...opened, generated: null, check: null, warnings: [] };
+  } else if (files.autoCertificate === null) {
     const opened = await openCertificateFiles(files, now);
     certificates = { ...opened, generated: null, check: looks && opened.source !== null ? await checkServerCertificate(input, now) : null, warnings: [] };
   } else {

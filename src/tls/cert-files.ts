@@ -252,7 +252,7 @@ async function ensureDir(dir: string): Promise<boolean> {
   return created !== undefined;
 }
 
-interface PendingFile {
+export interface PendingFile {
   file: string;
   text: string;
   mode: number;
@@ -262,7 +262,7 @@ interface PendingFile {
  * Every file is written in full to a temporary name beside its target, then all are renamed into
  * place, so a crash or a full disk never leaves a truncated key or certificate under the real name.
  */
-async function writeAll(pending: PendingFile[]): Promise<void> {
+export async function writeAll(pending: PendingFile[]): Promise<void> {
   const temps: string[] = [];
   try {
     for (const p of pending) {

@@ -23,6 +23,20 @@ export interface CertificateSource {
   reload(): Promise<boolean>;
   /** Stops following renewals. */
   close(): void;
+  /** Why clients will not trust the pair in force yet (an ACME order still open), or null; absent: always trusted. */
+  waiting?(): string | null;
+  /** Challenges the listeners answer for the source (ACME); absent: none. */
+  readonly challenges?: CertificateChallenges;
+}
+
+/** What listeners answer while a CA validates the gateway's names (RFC 8737 TLS-ALPN-01, RFC 8555 HTTP-01). */
+export interface CertificateChallenges {
+  /** Whether validation is under way: only then do listeners look for challenges. */
+  pending(): boolean;
+  /** The TLS-ALPN-01 certificate for a name being validated, or null. */
+  certificateFor(serverName: string): CertificatePair | null;
+  /** The HTTP-01 key authorization for a token, or null. */
+  keyAuthorization(token: string): string | null;
 }
 
 /** The listeners of a source: what an implementation calls when it takes a new pair. */

@@ -1,0 +1,193 @@
+// The certificate source of `--acme`: a certificate from an ACME CA (Let's Encrypt, or any RFC
+// 8555 directory), got and renewed by acme-client (no ACME or JWS code of ours). Until the first
+// certificate arrives the listener serves a stand-in the gateway makes itself, and /readyz says
+// the gateway is not ready; from then on the stored certificate is served, also after a restart,
+// and renewed two thirds into its lifetime, with retries that back off. If the CA cannot be
+// reached for a renewal, the current certificate keeps serving and the log says when it expires.
+// Only the process that talks to the CA (the primary) issues; --workers processes follow the
+// stored files, as with --tls-cert.
+
+import { readFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { Logger } from 'pino';
+import type { AcmeSettings } from '../config/types.js';
+import { acmeFiles, describeStored, readAccount, readStoredCertificate, renewalTime, serves, writeAccount, writeCertificate, type AcmeFiles, type StoredCertificate } from './acme-store.js';
+import { createCa, createServerCertificate } from './certificates.js';
+import { certificateFileSource } from './file-source.js';
+import { changeListeners, type CertificateChallenges, type CertificatePair, type CertificateSource } from './source.js';
+
+export interface AcmeSource extends CertificateSource {
+  /** Whether a certificate from the CA is in force (not the stand-in). */
+  ready(): boolean;
+  waiting(): string | null;
+  readonly challenges: CertificateChallenges;
+  /** What `certs show` and the log report: the certificate in force and its next renewal; null before the first. */
+  status(): { readonly certificate: StoredCertificate; readonly renewAt: Date } | null;
+}
+
+export interface AcmeOptions {
+  /** Whether this process talks to the CA (the primary); the others follow the stored files. */
+  readonly issuer: boolean;
+  /** Waits between failed attempts; the last repeats. Default: 1 min doubling to 6 h. */
+  readonly retryDelaysMs?: readonly number[];
+  readonly now?: () => Date;
+}
+
+const DEFAULT_RETRY_MS = [60_000, 120_000, 300_000, 900_000, 3_600_000, 6 * 3_600_000];
+// setTimeout takes at most 2^31-1 ms; a renewal months away is waited for in steps.
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Opens the stored certificate (or a stand-in) and says what is wrong with the settings' files. */
+export async function openAcmeCertificate(settings: AcmeSettings, options: AcmeOptions): Promise<{ source: AcmeSource | null; problems: string[] }> {
+  const now = options.now ?? (() => new Date());
+  let caPem: string | null = null;
+  if (settings.caCertFile !== null) {
+    try {
+      caPem = await readFile(settings.caCertFile, 'utf8');
+    } catch (err) {
+      return { source: null, problems: [`--acme-ca-cert: cannot read ${settings.caCertFile} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`] };
+    }
+  }
+  const files = acmeFiles(settings.folder, settings.directoryUrl);
+  const stored = await readStoredCertificate(files);
+  const usable = stored !== null && serves(stored, settings.domains, now()) ? stored : null;
+  return { source: acmeSource(settings, files, usable, caPem, options), problems: [] };
+}
+
+function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCertificate | null, caPem: string | null, options: AcmeOptions): AcmeSource {
+  const now = options.now ?? (() => new Date());
+  const retryDelays = options.retryDelaysMs ?? DEFAULT_RETRY_MS;
+  const listeners = changeListeners();
+  let inForce: StoredCertificate | null = stored;
+  let current: CertificatePair = stored ?? standIn(settings.domains);
+  let log: Logger | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  let closed = false;
+  let failures = 0;
+  let follower: CertificateSource | null = null;
+  const alpn = new Map<string, CertificatePair>();
+  const http = new Map<string, string>();
+
+  const take = (certificate: StoredCertificate) => {
+    inForce = certificate;
+    current = certificate;
+    listeners.emit(certificate);
+  };
+
+  const schedule = (at: Date) => {
+    if (closed) return;
+    if (timer !== null) clearTimeout(timer);
+    const wait = Math.max(0, at.getTime() - now().getTime());
+    timer = setTimeout(() => (wait > MAX_TIMER_MS ? schedule(at) : void renew()), Math.min(wait, MAX_TIMER_MS));
+    timer.unref();
+  };
+
+  const renew = async (): Promise<boolean> => {
+    try {
+      const certificate = await issue(settings, files, caPem, { alpn, http }, log);
+      failures = 0;
+      take(certificate);
+      const renewAt = renewalTime(certificate);
+      log?.info({ acme: settings.directoryUrl, names: certificate.names, notAfter: certificate.notAfter.toISOString(), renewAt: renewAt.toISOString() }, 'ACME certificate issued and in use for new connections');
+      schedule(renewAt);
+      return true;
+    } catch (err) {
+      const wait = retryDelays[Math.min(failures, retryDelays.length - 1)]!;
+      failures++;
+      const expiry = inForce === null ? 'no certificate from the CA yet: clients get a stand-in they will not trust, and /readyz says not ready' : `the current certificate keeps serving until it expires on ${inForce.notAfter.toISOString()}`;
+      log?.error({ acme: settings.directoryUrl, names: settings.domains, reason: acmeProblem(err), retryInSeconds: Math.round(wait / 1000) }, `ACME certificate not issued: ${acmeProblem(err)}; ${expiry}; trying again in ${Math.round(wait / 1000)} s`);
+      schedule(new Date(now().getTime() + wait));
+      return false;
+    }
+  };
+
+  return {
+    current: () => current,
+    onChange: listeners.add,
+    ready: () => inForce !== null,
+    waiting: () => (inForce === null ? `no certificate from the ACME CA yet for ${settings.domains.join(', ')}` : null),
+    status: () => (inForce === null ? null : { certificate: inForce, renewAt: renewalTime(inForce) }),
+    challenges: {
+      pending: () => alpn.size > 0 || http.size > 0,
+      certificateFor: (serverName) => alpn.get(serverName.toLowerCase()) ?? null,
+      keyAuthorization: (token) => http.get(token) ?? null,
+    },
+    start(logger) {
+      log = logger;
+      if (!options.issuer) {
+        // A worker: the primary writes the files; take each new pair it stores.
+        follower = certificateFileSource(files.cert, files.key, current);
+        follower.onChange((pair) => take(describeStored(pair)));
+        follower.start(logger);
+        return;
+      }
+      if (inForce === null) void renew();
+      else schedule(renewalTime(inForce));
+    },
+    reload: async () => (follower === null ? true : follower.reload()),
+    close() {
+      closed = true;
+      if (timer !== null) clearTimeout(timer);
+      follower?.close();
+    },
+  };
+}
+
+/** A self-made certificate for the names, served until the CA's arrives (nobody should trust it). */
+function standIn(domains: readonly string[]): CertificatePair {
+  const ca = createCa({ commonName: 'registry-gateway stand-in (waiting for the ACME CA)', days: 7 });
+  return createServerCertificate(ca, { hosts: [...domains], ips: [], days: 7 });
+}
+
+/** Why an ACME attempt failed, in one line: the server's problem document when it sent one, never a stack. */
+export function acmeProblem(err: unknown): string {
+  const e = err as { message?: string; response?: { data?: { type?: string; detail?: string } }; code?: string };
+  const problem = e.response?.data;
+  if (problem?.detail) return `${problem.detail}${problem.type ? ` (${problem.type})` : ''}`;
+  if (e.code !== undefined && e.message !== undefined) return `${e.message}`;
+  return (e.message ?? String(err)).split('\n')[0]!;
+}
+
+/** One order: account (made or reused), key and CSR, the challenges answered, the certificate stored. */
+async function issue(settings: AcmeSettings, files: AcmeFiles, caPem: string | null, challenges: { alpn: Map<string, CertificatePair>; http: Map<string, string> }, log: Logger | null): Promise<StoredCertificate> {
+  const acme = await import('acme-client');
+  if (caPem !== null) acme.axios.defaults.httpsAgent = new https.Agent({ ca: caPem });
+  const account = await readAccount(files);
+  const accountKey = account?.key ?? (await acme.crypto.createPrivateEcdsaKey()).toString();
+  const client = new acme.Client({
+    directoryUrl: settings.directoryUrl,
+    accountKey,
+    ...(account?.url ? { accountUrl: account.url } : {}),
+    ...(settings.eab === null ? {} : { externalAccountBinding: { kid: settings.eab.kid, hmacKey: settings.eab.hmacKey } }),
+  });
+  const [key, csr] = await acme.crypto.createCsr({ commonName: settings.domains[0]!, altNames: [...settings.domains] }, await acme.crypto.createPrivateEcdsaKey());
+  const priority = settings.httpListen === null ? ['tls-alpn-01'] : ['http-01', 'tls-alpn-01'];
+  const cert = await client.auto({
+    csr,
+    ...(settings.email === null ? {} : { email: settings.email }),
+    termsOfServiceAgreed: true,
+    challengePriority: priority,
+    // The CA checks; a check of our own from inside would only test our own network.
+    skipChallengeVerification: true,
+    challengeCreateFn: async (authz, challenge, keyAuthorization) => {
+      const name = authz.identifier.value.toLowerCase();
+      // acme-client's types predate TLS-ALPN-01; its code answers it.
+      const type = challenge.type as string;
+      log?.info({ acme: settings.directoryUrl, name, challenge: type }, `ACME ${type} challenge for ${name}`);
+      if (type === 'tls-alpn-01') {
+        const [alpnKey, alpnCert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+        challenges.alpn.set(name, { key: alpnKey.toString(), cert: alpnCert.toString() });
+      } else if (type === 'http-01') {
+        challenges.http.set(challenge.token, keyAuthorization);
+      }
+    },
+    challengeRemoveFn: async (authz, challenge) => {
+      if ((challenge.type as string) === 'tls-alpn-01') challenges.alpn.delete(authz.identifier.value.toLowerCase());
+      else if (challenge.type === 'http-01') challenges.http.delete(challenge.token);
+    },
+  });
+  if (account === null || account.url === null) await writeAccount(files, accountKey, client.getAccountUrl());
+  const pair = { key: key.toString(), cert };
+  await writeCertificate(files, pair);
+  return describeStored(pair);
+}
