@@ -21,6 +21,7 @@ import type { ForwardSettings } from '../proxy/forward.js';
 import { createManifestCache, type ManifestCache } from '../proxy/manifest-cache.js';
 import { createReclaimer } from '../proxy/reclaim.js';
 import { createUpstream } from '../proxy/upstream.js';
+import { isAcmeSource } from '../tls/acme.js';
 import { answerAlpnChallenges } from '../tls/alpn-challenge.js';
 import { startHttpChallengeListener } from '../tls/http-challenge.js';
 import { secureContextOptions, secureServerOptions } from '../tls/options.js';
@@ -28,6 +29,7 @@ import { createLogger, type Logger } from './logger.js';
 import { limitConnections } from './connection-limit.js';
 import { handleClientError } from './client-error.js';
 import { createManifestSync, type ManifestSync } from './manifest-sync.js';
+import { syncAcmeChallenges } from './acme-sync.js';
 import { createRequestHandler } from './pipeline.js';
 import { createTokenEndpoint } from './token-endpoint.js';
 import type { RequestContext } from '../registry/context.js';
@@ -183,6 +185,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   // A CA validating the gateway's names (ACME): TLS-ALPN-01 on this listener, HTTP-01 on its own.
   const challenges = certificates.challenges;
   const stopAlpn = challenges ? answerAlpnChallenges(server, challenges) : () => undefined;
+  const stopAcmeSync = isAcmeSource(certificates) && config.workers > 1 ? syncAcmeChallenges(certificates) : () => undefined;
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
   const acmeHttp = challenges && config.tls.acme?.httpListen && !options.listening
     ? await startHttpChallengeListener({ ...config.tls.acme.httpListen, keyAuthorization: challenges.keyAuthorization, httpsPort: config.tls.acme.httpsPort === 443 ? null : config.tls.acme.httpsPort })
@@ -228,6 +231,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     access?.close();
     stopCertificates();
     stopAlpn();
+    stopAcmeSync();
     await acmeHttp?.close();
     certificates.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));

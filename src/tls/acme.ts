@@ -23,17 +23,36 @@ export interface AcmeSource extends CertificateSource {
   readonly challenges: CertificateChallenges;
   /** What `certs show` and the log report: the certificate in force and its next renewal; null before the first. */
   status(): { readonly certificate: StoredCertificate; readonly renewAt: Date } | null;
+  /**
+   * The TLS-ALPN-01 certificates of the open order, for the other --workers processes (a
+   * validator's connection may reach any of them): `listener` hears each change, at once the current set.
+   */
+  shareChallenges(listener: (challenges: ChallengeSet) => void): () => void;
+  /** In a process that does not talk to the CA: the challenges the issuing process shared. */
+  takeChallenges(challenges: ChallengeSet): void;
 }
+
+export function isAcmeSource(source: CertificateSource): source is AcmeSource {
+  return 'shareChallenges' in source;
+}
+
+/** TLS-ALPN-01 certificates by the name validated, as passed between processes. */
+export type ChallengeSet = ReadonlyArray<readonly [string, CertificatePair]>;
 
 export interface AcmeOptions {
   /** Whether this process talks to the CA (the primary); the others follow the stored files. */
   readonly issuer: boolean;
-  /** Waits between failed attempts; the last repeats. Default: 1 min doubling to 6 h. */
-  readonly retryDelaysMs?: readonly number[];
+  /** Waits after attempts that could not reach the CA, then after ones it refused; the last of each repeats. */
+  readonly retryDelaysMs?: { readonly unreachable: readonly number[]; readonly refused: readonly number[] };
   readonly now?: () => Date;
 }
 
-const DEFAULT_RETRY_MS = [60_000, 120_000, 300_000, 900_000, 3_600_000, 6 * 3_600_000];
+// A CA out of reach is asked again soon; one that refused, rarely: CAs limit failed validations
+// (Let's Encrypt: five an hour per name and account).
+const DEFAULT_RETRY_MS = {
+  unreachable: [5_000, 15_000, 60_000, 300_000, 900_000, 3_600_000],
+  refused: [60_000, 300_000, 900_000, 3_600_000, 6 * 3_600_000],
+};
 // setTimeout takes at most 2^31-1 ms; a renewal months away is waited for in steps.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -65,7 +84,10 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
   let closed = false;
   let failures = 0;
   let follower: CertificateSource | null = null;
-  const alpn = new Map<string, CertificatePair>();
+  const sharing = new Set<(challenges: ChallengeSet) => void>();
+  const alpn = challengeCertificates((all) => {
+    for (const listener of sharing) listener(all);
+  });
   const http = new Map<string, string>();
 
   const take = (certificate: StoredCertificate) => {
@@ -92,7 +114,8 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
       schedule(renewAt);
       return true;
     } catch (err) {
-      const wait = retryDelays[Math.min(failures, retryDelays.length - 1)]!;
+      const delays = unreachable(err) ? retryDelays.unreachable : retryDelays.refused;
+      const wait = delays[Math.min(failures, delays.length - 1)]!;
       failures++;
       const expiry = inForce === null ? 'no certificate from the CA yet: clients get a stand-in they will not trust, and /readyz says not ready' : `the current certificate keeps serving until it expires on ${inForce.notAfter.toISOString()}`;
       log?.error({ acme: settings.directoryUrl, names: settings.domains, reason: acmeProblem(err), retryInSeconds: Math.round(wait / 1000) }, `ACME certificate not issued: ${acmeProblem(err)}; ${expiry}; trying again in ${Math.round(wait / 1000)} s`);
@@ -111,6 +134,14 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
       pending: () => alpn.size > 0 || http.size > 0,
       certificateFor: (serverName) => alpn.get(serverName.toLowerCase()) ?? null,
       keyAuthorization: (token) => http.get(token) ?? null,
+    },
+    shareChallenges(listener) {
+      sharing.add(listener);
+      listener(alpn.entries());
+      return () => void sharing.delete(listener);
+    },
+    takeChallenges(challenges) {
+      alpn.replace(challenges);
     },
     start(logger) {
       log = logger;
@@ -133,10 +164,40 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
   };
 }
 
+/** The TLS-ALPN-01 certificates of the open order, telling `changed` after every change. */
+function challengeCertificates(changed: (all: ChallengeSet) => void) {
+  const byName = new Map<string, CertificatePair>();
+  const tell = () => changed([...byName.entries()]);
+  return {
+    get: (name: string) => byName.get(name),
+    get size() {
+      return byName.size;
+    },
+    entries: (): ChallengeSet => [...byName.entries()],
+    set(name: string, pair: CertificatePair) {
+      byName.set(name, pair);
+      tell();
+    },
+    delete(name: string) {
+      if (byName.delete(name)) tell();
+    },
+    replace(all: ChallengeSet) {
+      byName.clear();
+      for (const [name, pair] of all) byName.set(name, pair);
+    },
+  };
+}
+
 /** A self-made certificate for the names, served until the CA's arrives (nobody should trust it). */
 function standIn(domains: readonly string[]): CertificatePair {
   const ca = createCa({ commonName: 'registry-gateway stand-in (waiting for the ACME CA)', days: 7 });
   return createServerCertificate(ca, { hosts: [...domains], ips: [], days: 7 });
+}
+
+/** Whether an attempt failed for want of an answer from the CA (no problem document). */
+function unreachable(err: unknown): boolean {
+  const e = err as { response?: unknown; code?: unknown };
+  return e.response === undefined && typeof e.code === 'string';
 }
 
 /** Why an ACME attempt failed, in one line: the server's problem document when it sent one, never a stack. */
@@ -149,7 +210,7 @@ export function acmeProblem(err: unknown): string {
 }
 
 /** One order: account (made or reused), key and CSR, the challenges answered, the certificate stored. */
-async function issue(settings: AcmeSettings, files: AcmeFiles, caPem: string | null, challenges: { alpn: Map<string, CertificatePair>; http: Map<string, string> }, log: Logger | null): Promise<StoredCertificate> {
+async function issue(settings: AcmeSettings, files: AcmeFiles, caPem: string | null, challenges: { alpn: { set(name: string, pair: CertificatePair): void; delete(name: string): void }; http: Map<string, string> }, log: Logger | null): Promise<StoredCertificate> {
   const acme = await import('acme-client');
   if (caPem !== null) acme.axios.defaults.httpsAgent = new https.Agent({ ca: caPem });
   const account = await readAccount(files);

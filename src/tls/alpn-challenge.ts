@@ -257,7 +257,7 @@ function readHello(socket: Socket, timeoutMs: number, done: (hello: ClientHello 
     stop();
     if (socket.destroyed) return;
     socket.pause();
-    void length;
+    if (length > 0) socket.unshift(Buffer.concat(chunks, length));
     done(hello);
   };
   const onData = (chunk: Buffer) => {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainerd, type Containerd } from '../helpers/containerd.js';
-import { dockerCli, mapHostName, nonLoopbackAddress, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { dockerCli, importDockerImage, mapHostName, nonLoopbackAddress, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { GATEWAY_BIN, jsonLogLines, startGatewayProcess, type GatewayProcess, type LogLine } from '../helpers/gateway-process.js';
 import { writeHtpasswd } from '../helpers/htpasswd.js';
 import { makeTar, readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
@@ -92,11 +92,7 @@ describe('--auth token: the gateway is the token service for docker, podman, sko
   const stored = (repo: string, tag: string) => fetch(`${registry.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: MANIFEST_TYPES } });
 
   /** A one-layer image made by `docker import`, tagged `tag`; resolves with its id. */
-  const importImage = async (tag: string): Promise<string> => {
-    await docker.ok(['import', join(work, 'rootfs.tar'), tag]);
-    dockerImages.push(tag);
-    return (await docker.ok(['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim();
-  };
+  const importImage = (tag: string): Promise<string> => importDockerImage(docker, join(work, 'rootfs.tar'), tag, dockerImages);
 
   beforeAll(async () => {
     const engine = await startDockerEngine();

@@ -14,7 +14,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dockerCli, mapHostName, nonLoopbackAddress, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
+import { dockerCli, dockerRoundTrip, mapHostName, nonLoopbackAddress, removeDockerTraces, startDockerEngine, trustCaForDocker, type DockerCli } from '../helpers/docker.js';
 import { jsonLogLines, spawnCli, type CliProcess } from '../helpers/gateway-process.js';
 import { writeHtpasswd, type HtpasswdUser } from '../helpers/htpasswd.js';
 import { makeTar, readOciLayout, writeOciLayout, type WrittenOciImage } from '../helpers/oci-layout.js';
@@ -101,38 +101,15 @@ describe('--auth upstream: docker, podman and skopeo sign in at the registry its
     return r;
   };
 
-  /** A one-layer image made by `docker import`, tagged `tag`; resolves with its id. */
-  const importImage = async (tag: string): Promise<string> => {
-    await docker.ok(['import', join(work, 'rootfs.tar'), tag]);
-    dockerImages.push(tag);
-    return (await docker.ok(['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim();
-  };
-
   /**
    * What a docker user does against `host`: a wrong password refused (stderr matching `refused`),
    * then login, push of a new image `host/REPO:1`, removal and pull; resolves with the pushed digest.
    */
-  const dockerRoundTrip = async (host: string, repo: string, refused: RegExp): Promise<string> => {
-    const wrong = await docker.run(['login', host, '--username', ALICE.user, '--password-stdin'], `${WRONG_PASSWORD}\n`);
-    expect(wrong.code).not.toBe(0);
-    expect(wrong.stderr).toMatch(refused);
-    expect(wrong.stdout).not.toContain('Login Succeeded');
-
-    const login = await docker.ok(['login', host, '--username', ALICE.user, '--password-stdin'], `${ALICE.password}\n`);
-    dockerLogins.push(host);
-    expect(login.stdout).toContain('Login Succeeded');
-    const image = `${host}/${repo}:1`;
-    const id = await importImage(image);
-    const push = await docker.ok(['push', image]);
-    const digest = /1: digest: (sha256:[0-9a-f]{64})/.exec(push.stdout)?.[1];
-    expect(digest, push.stdout).toBeDefined();
-
-    await docker.ok(['rmi', image]);
-    const pull = await docker.ok(['pull', image]);
-    expect(pull.stdout).toContain(`Digest: ${digest}`);
-    expect((await docker.ok(['image', 'inspect', '--format', '{{.Id}}', image])).stdout.trim()).toBe(id);
-    return digest!;
-  };
+  const roundTrip = (host: string, repo: string, refused: RegExp): Promise<string> =>
+    dockerRoundTrip(docker, {
+      host, repo, user: ALICE.user, password: ALICE.password, wrongPassword: WRONG_PASSWORD, refused,
+      rootfsTar: join(work, 'rootfs.tar'), images: dockerImages, logins: dockerLogins,
+    });
 
   const startGateway = async (upstream: string): Promise<UpstreamAuthGateway> => {
     const port = await freePort(address);
@@ -244,7 +221,7 @@ describe('--auth upstream: docker, podman and skopeo sign in at the registry its
     });
 
     it('docker: the registry refuses a wrong password; login, push and pull', async () => {
-      const digest = await dockerRoundTrip(gateway.hostPort(names.docker), 'team/docker', /401 Unauthorized/);
+      const digest = await roundTrip(gateway.hostPort(names.docker), 'team/docker', /401 Unauthorized/);
 
       // The registry holds it, and only lets alice see it.
       const stored = await httpGet(`${registry.url}/v2/team/docker/manifests/1`, { accept: MANIFEST_TYPES, authorization: alice() });
@@ -325,7 +302,7 @@ describe('--auth upstream: docker, podman and skopeo sign in at the registry its
     });
 
     it('docker: the token service refuses a wrong password; login, push and pull complete the token flow through the gateway', async () => {
-      await dockerRoundTrip(gateway.hostPort(names.docker), 'team/token', /unauthorized|401/i);
+      await roundTrip(gateway.hostPort(names.docker), 'team/token', /unauthorized|401/i);
 
       // Docker fetched its tokens from the realm on the gateway, which passed them on.
       const tokenPath = new URL(tokens.realm).pathname;

@@ -89,6 +89,62 @@ export async function buildSampleImage(docker: DockerCli, work: string, tag: str
   return { images: [baseImage, tag], id, payload };
 }
 
+/**
+ * A one-layer image made by `docker import` of `rootfsTar`, tagged `tag`; the tag goes into
+ * `images` (for the test's cleanup) as soon as it exists. Resolves with the image id.
+ */
+export async function importDockerImage(docker: DockerCli, rootfsTar: string, tag: string, images: string[]): Promise<string> {
+  await docker.ok(['import', rootfsTar, tag]);
+  images.push(tag);
+  return (await docker.ok(['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim();
+}
+
+export interface DockerRoundTrip {
+  /** `NAME:PORT`, the registry host in image names. */
+  readonly host: string;
+  /** The repository pushed to: `host/REPO:1`. */
+  readonly repo: string;
+  readonly user: string;
+  readonly password: string;
+  /** A password the registry refuses, and what docker login must say then. */
+  readonly wrongPassword: string;
+  readonly refused: RegExp;
+  /** The tar `docker import` makes the image from. */
+  readonly rootfsTar: string;
+  /** Where the image tag and the login go as soon as they exist, for the test's cleanup. */
+  readonly images: string[];
+  readonly logins: string[];
+}
+
+/**
+ * What a docker user does against `host`: a login with a wrong password refused, then login, push
+ * of a new image `host/REPO:1`, removal and pull; throws with docker's output unless each step goes
+ * as it should and the pull gives the same image back. Resolves with the digest the push reported.
+ */
+export async function dockerRoundTrip(docker: DockerCli, o: DockerRoundTrip): Promise<string> {
+  const login = ['login', o.host, '--username', o.user, '--password-stdin'];
+  const wrong = await docker.run(login, `${o.wrongPassword}\n`);
+  if (wrong.code === 0 || !o.refused.test(wrong.stderr) || wrong.stdout.includes('Login Succeeded')) {
+    throw new Error(`docker login ${o.host} with a wrong password: exit ${wrong.code}, expected a refusal matching ${o.refused}:\n${wrong.stdout}\n${wrong.stderr}`);
+  }
+  const right = await docker.ok(login, `${o.password}\n`);
+  o.logins.push(o.host);
+  if (!right.stdout.includes('Login Succeeded')) throw new Error(`docker login ${o.host} did not say Login Succeeded:\n${right.stdout}\n${right.stderr}`);
+
+  const image = `${o.host}/${o.repo}:1`;
+  const id = await importDockerImage(docker, o.rootfsTar, image, o.images);
+  const push = await docker.ok(['push', image]);
+  const digest = /1: digest: (sha256:[0-9a-f]{64})/.exec(push.stdout)?.[1];
+  if (digest === undefined) throw new Error(`docker push ${image} reported no digest:\n${push.stdout}`);
+
+  await docker.ok(['rmi', image]);
+  const pull = await docker.ok(['pull', image]);
+  if (!pull.stdout.includes(`Digest: ${digest}`)) throw new Error(`docker pull ${image} did not report the pushed digest ${digest}:\n${pull.stdout}`);
+  const pulledId = (await docker.ok(['image', 'inspect', '--format', '{{.Id}}', image])).stdout.trim();
+  if (pulledId !== id) throw new Error(`pulled ${image} as ${pulledId}, pushed ${id}`);
+  return digest;
+}
+
 /** Installs `caPem` as Docker's CA for `hostPort`; the returned function removes it again. */
 export async function trustCaForDocker(hostPort: string, caPem: string): Promise<() => Promise<void>> {
   const createdRoot = !existsSync(CERTS_ROOT);

@@ -1,10 +1,11 @@
 // Runs Let's Encrypt's ACME test server (Debian's pebble) with pebble-challtestsrv as its DNS
 // server, both on free loopback ports.
 //
-// Every name resolves to 127.0.0.1 (A only: no AAAA answers, else pebble, which asks AAAA first and
-// dials the first address, would validate on [::1]). Pebble validates
-//   - HTTP-01 with GET http://NAME:httpPort/.well-known/acme-challenge/TOKEN on 127.0.0.1,
-//   - TLS-ALPN-01 with a TLS handshake to 127.0.0.1:tlsPort, SNI NAME, ALPN acme-tls/1,
+// Every name resolves to 127.0.0.1, or to `address` when given (A only: no AAAA answers, else
+// pebble, which asks AAAA first and dials the first address, would validate on [::1]). Pebble
+// validates, on that address,
+//   - HTTP-01 with GET http://NAME:httpPort/.well-known/acme-challenge/TOKEN,
+//   - TLS-ALPN-01 with a TLS handshake to tlsPort, SNI NAME, ALPN acme-tls/1,
 // so a test passes the gateway's own ports as `httpPort`/`tlsPort`. Each challenge is checked three
 // times within a few milliseconds (three connections), so the answer must stay up until the
 // authorization is valid.
@@ -22,10 +23,17 @@ import { freePort, requireTool } from './tools.js';
 import { sleep } from './wait.js';
 
 export interface PebbleOptions {
-  /** Port pebble connects to (on 127.0.0.1) for TLS-ALPN-01: the gateway's HTTPS port. */
+  /** Port pebble connects to (on `address`) for TLS-ALPN-01: the gateway's HTTPS port. */
   tlsPort: number;
-  /** Port pebble connects to (on 127.0.0.1) for HTTP-01: the gateway's plain-HTTP port. */
+  /** Port pebble connects to (on `address`) for HTTP-01: the gateway's plain-HTTP port. */
   httpPort: number;
+  /**
+   * The IPv4 address every name resolves to in pebble's DNS (pebble-challtestsrv `-defaultIPv4`),
+   * so where pebble connects to validate; 127.0.0.1 by default. A gateway on another address (one
+   * Docker verifies TLS for, outside 127.0.0.0/8) is validated there. Pebble itself, its management
+   * interface and its DNS server stay on 127.0.0.1.
+   */
+  address?: string;
   /**
    * `-strict`: challenge POST bodies must be exactly `{}`, and a JWS payload carrying an ACME v1
    * `resource` field is refused.
@@ -72,6 +80,8 @@ export interface Pebble {
   readonly dnsPort: number;
   readonly tlsPort: number;
   readonly httpPort: number;
+  /** The address every name resolves to, where pebble validates (127.0.0.1 unless `address` said otherwise). */
+  readonly address: string;
   /** The EAB key pebble requires, when asked for. */
   readonly externalAccountBinding: { kid: string; hmacKey: string } | undefined;
   /** Temporary folder: pebble-config.json and the HTTPS PKI. */
@@ -113,6 +123,7 @@ interface Proc {
 export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   const pebbleBin = requirePebbleTool('pebble');
   const challtestsrvBin = requirePebbleTool('pebble-challtestsrv');
+  const address = options.address ?? '127.0.0.1';
   const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'rgw-pebble-'));
   const procs: Proc[] = [];
   let removed = false;
@@ -159,11 +170,11 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       '-http01', '',
       '-https01', '',
       '-tlsalpn01', '',
-      '-defaultIPv4', '127.0.0.1',
+      '-defaultIPv4', address,
       '-defaultIPv6', '',
     ], env);
     procs.push(dns);
-    await waitUntil(dns, () => dnsAnswers(dnsPort), `did not answer DNS queries on 127.0.0.1:${dnsPort}`, output);
+    await waitUntil(dns, () => dnsAnswers(dnsPort, address), `did not answer DNS queries on 127.0.0.1:${dnsPort}`, output);
 
     const pebbleArgs = ['-config', configFile, '-dnsserver', `127.0.0.1:${dnsPort}`, ...(options.strict === true ? ['-strict'] : [])];
     let pebble: Proc | undefined;
@@ -190,6 +201,7 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       dnsPort,
       tlsPort: options.tlsPort,
       httpPort: options.httpPort,
+      address,
       externalAccountBinding: options.externalAccountBinding,
       dir,
       rootPem: () => managementPem('/roots/0'),
@@ -272,12 +284,12 @@ async function waitUntil(proc: Proc, ready: () => Promise<boolean>, what: string
   }
 }
 
-/** Whether the mock DNS server answers an A query (with the default address). */
-async function dnsAnswers(port: number): Promise<boolean> {
+/** Whether the mock DNS server answers an A query with the default address, `address`. */
+async function dnsAnswers(port: number, address: string): Promise<boolean> {
   const resolver = new Resolver({ timeout: 500, tries: 1 });
   resolver.setServers([`127.0.0.1:${port}`]);
   try {
-    return (await resolver.resolve4('ready.rgw.test')).includes('127.0.0.1');
+    return (await resolver.resolve4('ready.rgw.test')).includes(address);
   } catch {
     return false;
   }

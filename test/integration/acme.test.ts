@@ -69,7 +69,7 @@ async function serveWithAcme(pebble: Pebble, port: number, home: string, extra: 
   return gateway;
 }
 
-describe('serve --acme with pebble', () => {
+describe('serve --acme with pebble', { timeout: 180_000 }, () => {
   it('gets its first certificate through TLS-ALPN-01 on its own port, says not ready until then, and keeps it across a restart', async () => {
     const port = await freePort();
     const pebble = await startPebble({ tlsPort: port, httpPort: await freePort() });
@@ -118,4 +118,85 @@ describe('serve --acme with pebble', () => {
       await pebble.stop();
     }
   });
+
+  it('renews two thirds into a short lifetime, serving the new certificate to new connections while an open one goes on', async () => {
+    const port = await freePort();
+    const pebble = await startPebble({ tlsPort: port, httpPort: await freePort(), certificateValiditySeconds: 24 });
+    let gateway: CliProcess | null = null;
+    try {
+      gateway = await serveWithAcme(pebble, port, join(dir, 'renew'));
+      await gateway.waitForOutput('ACME certificate issued', { timeoutMs: 60_000 });
+      const trust = `${await pebble.rootPem()}\n${await pebble.intermediatePem()}`;
+      const first = await servedCertificate(port, trust);
+      // A client that keeps its connection across the renewal.
+      const open = await keptConnection(port, trust);
+      await gateway.waitForOutput('ACME certificate issued', { count: 2, timeoutMs: 60_000 });
+      const second = await servedCertificate(port, trust);
+      expect(second.fingerprint256).not.toBe(first.fingerprint256);
+      expect(new Date(second.validFrom).getTime()).toBeGreaterThanOrEqual(new Date(first.validFrom).getTime());
+      expect(await open.get('/healthz')).toBe(200);
+      open.close();
+    } finally {
+      await gateway?.stop();
+      await pebble.stop();
+    }
+  });
+
+  it('says why the CA refused (its problem document), stays not ready, and serves a stand-in meanwhile', async () => {
+    const port = await freePort();
+    const pebble = await startPebble({ tlsPort: port, httpPort: await freePort(), domainBlocklist: ['rgw.test'] });
+    let gateway: CliProcess | null = null;
+    try {
+      gateway = await serveWithAcme(pebble, port, join(dir, 'refused'));
+      await gateway.waitForOutput('ACME certificate not issued', { timeoutMs: 60_000 });
+      const line = gateway.output().split('\n').find((l) => l.includes('ACME certificate not issued'))!;
+      expect(line).toContain('Order included an identifier for which issuance is forbidden by policy');
+      expect(line).toContain('no certificate from the CA yet');
+      expect(line).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+      const ready = await readyz(port);
+      expect(ready.status).toBe(503);
+      expect(JSON.parse(ready.body)).toEqual({ status: 'unavailable', reason: `no certificate from the ACME CA yet for ${DOMAIN}` });
+      expect((await servedCertificate(port, null)).issuer).toContain('stand-in');
+    } finally {
+      await gateway?.stop();
+      await pebble.stop();
+    }
+  });
+
+  it('with --workers 2, has one process talk to the CA while either answers the validation, and both serve the certificate', async () => {
+    const port = await freePort();
+    const pebble = await startPebble({ tlsPort: port, httpPort: await freePort() });
+    let gateway: CliProcess | null = null;
+    try {
+      gateway = await serveWithAcme(pebble, port, join(dir, 'workers'), ['--workers', '2']);
+      await gateway.waitForOutput('ACME certificate issued', { timeoutMs: 60_000 });
+      expect(gateway.output().match(/ACME certificate issued/g)).toHaveLength(1);
+      const trust = `${await pebble.rootPem()}\n${await pebble.intermediatePem()}`;
+      // New connections go to either process; each must serve the CA's certificate.
+      await eventually(async () => {
+        for (let i = 0; i < 20; i++) await servedCertificate(port, trust);
+        return true;
+      }, 10_000);
+    } finally {
+      await gateway?.stop();
+      await pebble.stop();
+    }
+  });
 });
+
+/** One TLS connection kept open, for requests before and after a certificate change. */
+async function keptConnection(port: number, ca: string): Promise<{ get(path: string): Promise<number>; close(): void }> {
+  const { Agent, request } = await import('node:https');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1, ca, servername: DOMAIN });
+  const get = (path: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, agent, servername: DOMAIN }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.once('error', reject);
+      req.end();
+    });
+  expect(await get('/healthz')).toBe(200);
+  return { get, close: () => agent.destroy() };
+}

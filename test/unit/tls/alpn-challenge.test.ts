@@ -21,6 +21,8 @@ import { eventually, sleep } from '../../helpers/wait.js';
 
 const NAME = 'registry.example.test';
 const KEY_AUTHORIZATION = 'token-abc.thumbprint-xyz';
+/** Clients give up after this, so a broken hand-over fails a test rather than hanging it. */
+const CLIENT_TIMEOUT_MS = 5_000;
 
 let dir: string;
 let normal: CertificatePair & { ca: string; fingerprint: string };
@@ -50,7 +52,11 @@ interface Gateway {
 }
 
 const running: https.Server[] = [];
+/** Client sockets of a test: destroyed after it, so a server in a broken state cannot hold the close up. */
+const clients = new Set<Socket>();
 afterEach(async () => {
+  for (const socket of clients) socket.destroy();
+  clients.clear();
   for (const server of running.splice(0)) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
@@ -96,9 +102,14 @@ interface Handshake {
 function handshake(port: number, options: tls.ConnectionOptions, via?: number): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: via ?? port, rejectUnauthorized: false, ...options });
+    clients.add(socket);
     const closedByServer = new Promise<void>((done) => socket.once('end', done).once('close', done));
-    socket.once('secureConnect', () => resolve({ alpn: socket.alpnProtocol, cert: socket.getPeerX509Certificate()!, closedByServer, socket }));
+    socket.once('secureConnect', () => {
+      socket.setTimeout(0);
+      resolve({ alpn: socket.alpnProtocol, cert: socket.getPeerX509Certificate()!, closedByServer, socket });
+    });
     socket.once('error', reject);
+    socket.setTimeout(CLIENT_TIMEOUT_MS, () => socket.destroy(new Error('no handshake in time')));
   });
 }
 
@@ -115,6 +126,7 @@ function httpsGet(port: number, alpn?: string[]): Promise<{ status: number; body
       res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve({ status: res.statusCode!, body, fingerprint }));
     });
     req.on('error', reject);
+    req.setTimeout(CLIENT_TIMEOUT_MS, () => req.destroy(new Error('no answer in time')));
   });
 }
 
@@ -125,6 +137,7 @@ function rawConnection(port: number, bytes: Buffer | string): Promise<{ socket: 
       socket.write(bytes);
       resolve({ socket, closed });
     });
+    clients.add(socket);
     const received: Buffer[] = [];
     socket.on('data', (c: Buffer) => received.push(c));
     const closed = new Promise<Buffer>((done) => socket.once('close', () => done(Buffer.concat(received))));
