@@ -42,7 +42,7 @@ entries() { # one line per entry: /tmp/NAME, and ./PATH for the working tree's u
 [[ $check_leftovers == yes ]] && before=$(entries)
 
 # tool -> Debian package
-declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [podman]=podman [ctr]=containerd [containerd]=containerd [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk)
+declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [podman]=podman [ctr]=containerd [containerd]=containerd [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk [pebble]=pebble)
 missing=()
 for tool in "${!PACKAGES[@]}"; do command -v "$tool" >/dev/null || missing+=("${PACKAGES[$tool]}"); done
 if ((${#missing[@]})); then

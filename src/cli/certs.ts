@@ -278,7 +278,7 @@ async function show(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   if (flags.help === true) return help(SHOW_USAGE);
   const acme = text(flags.cert) === undefined ? acmeCertificate(text(flags.acme) ?? (env.GATEWAY_ACME || undefined), env) : null;
   const [file, source] = acme ?? certSource(text(flags.cert), env);
-  const pem = await readCertificate(file, source);
+  const pem = await readCertificate(file, source, acme === null ? undefined : 'the gateway has not got one from the CA yet (serve --acme gets it at start; its log says how that went), or give --cert FILE');
   const summary = describeCertificate(pem);
   const now = Date.now();
   // Rounded up: a certificate made with --days 10 a moment ago reads "10 days from now".

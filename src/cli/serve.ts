@@ -45,7 +45,9 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     }
     if (cluster.isPrimary) logCertificateCheck(log, setup.tls.check);
     // Private keys others can read: the TLS key, and the key that signs tokens.
-    for (const key of cluster.isPrimary ? [config.tls.keyFile, ...(config.token ? [config.token.keyFile] : [])] : []) {
+    // (With --acme the gateway writes its keys itself, 0600; --tls-key names no file then.)
+    const keys = [...(config.tls.acme === null ? [config.tls.keyFile] : []), ...(config.token ? [config.token.keyFile] : [])];
+    for (const key of cluster.isPrimary ? keys : []) {
       const keyMode = exposedKeyMode(key);
       if (keyMode !== null) log.warn({ key, mode: keyMode }, `the private key ${key} is readable by other users (mode ${keyMode}); restrict it with: chmod 600 ${key}`);
     }

@@ -16,6 +16,8 @@ export const ACME_DIRECTORIES: Readonly<Record<string, string>> = {
 const ACME_OPTIONS = ['acme-email', 'acme-domains', 'acme-ca-cert', 'acme-eab-kid', 'acme-eab-hmac-key', 'acme-http-listen'] as const;
 // A DNS name a public CA can issue for: labels of letters, digits and hyphens, at least two labels.
 const DNS_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+// A last label of digits only is no top-level domain: 192.0.2.10 passes DNS_NAME, and is an IP address.
+const NUMERIC_TLD = /\.[0-9]+$/;
 const EMAIL = /^[^\s@<>,;"]+@[^\s@<>,;"]+\.[^\s@<>,;"]+$/;
 
 /**
@@ -33,12 +35,17 @@ export function acmeSettings(values: Readonly<Record<OptionName, ResolvedOption>
   const before = problems.length;
   const directoryUrl = ACME_DIRECTORIES[directory.trim().toLowerCase()] ?? directoryUrlOf(directory);
   if (directoryUrl === null) problems.push(`${label('acme')}: "${directory}" is neither letsencrypt, letsencrypt-staging nor an https:// directory URL (e.g. https://ca.example.com/acme/directory)`);
+  // What only shapes a certificate the gateway makes itself would be silently ignored.
+  const ownCertificateOnly = (['tls-san', 'ca-domain'] as const).filter((name) => values[name].value !== null);
+  if (ownCertificateOnly.length > 0) {
+    problems.push(`${ownCertificateOnly.map(label).join(', ')} only apply to a certificate the gateway makes itself, not with ${label('acme')}; give the ACME certificate's names with ${label('acme-domains')} instead`);
+  }
   if (!values['tls-cert'].isDefault || !values['tls-key'].isDefault) {
     problems.push(`${label('acme')} and ${!values['tls-cert'].isDefault ? label('tls-cert') : label('tls-key')} cannot be used together: with --acme the gateway gets and renews its certificate itself; remove one of them`);
   }
   const domains = domainsOf(values['acme-domains'].value, publicUrl);
   if (domains.length === 0) problems.push(`${label('acme')}: which names is the certificate for? set --public-url (e.g. https://registry.example.com) or ${label('acme-domains')}`);
-  for (const name of domains) if (!DNS_NAME.test(name)) problems.push(`${values['acme-domains'].value === null ? label('public-url') : label('acme-domains')}: "${name}" is not a DNS name an ACME CA issues for (no IP addresses, no single-label names such as localhost)`);
+  for (const name of domains) if (!DNS_NAME.test(name) || NUMERIC_TLD.test(name)) problems.push(`${values['acme-domains'].value === null ? label('public-url') : label('acme-domains')}: "${name}" is not a DNS name an ACME CA issues for (no IP addresses, no single-label names such as localhost)`);
   const email = values['acme-email'].value?.trim() ?? null;
   if (email !== null && !EMAIL.test(email)) problems.push(`${label('acme-email')}: "${email}" is not an email address`);
   const kid = values['acme-eab-kid'].value;

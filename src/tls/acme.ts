@@ -8,10 +8,10 @@
 // stored files, as with --tls-cert.
 
 import { readFile } from 'node:fs/promises';
-import https from 'node:https';
 import type { Logger } from 'pino';
 import type { AcmeSettings } from '../config/types.js';
-import { acmeFiles, describeStored, readAccount, readStoredCertificate, renewalTime, serves, writeAccount, writeCertificate, type AcmeFiles, type StoredCertificate } from './acme-store.js';
+import { acmeProblem, issue, unreachable } from './acme-order.js';
+import { acmeFiles, describeStored, readStoredCertificate, renewalTime, serves, type AcmeFiles, type StoredCertificate } from './acme-store.js';
 import { createCa, createServerCertificate } from './certificates.js';
 import { certificateFileSource } from './file-source.js';
 import { changeListeners, type CertificateChallenges, type CertificatePair, type CertificateSource } from './source.js';
@@ -84,6 +84,9 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
   let closed = false;
   let failures = 0;
   let follower: CertificateSource | null = null;
+  // Cut short on close(): a request to the CA in flight, and the wait between looks at a pending
+  // challenge, so that a gateway told to stop does not wait for the CA.
+  const stopping = new AbortController();
   const sharing = new Set<(challenges: ChallengeSet) => void>();
   const alpn = challengeCertificates((all) => {
     for (const listener of sharing) listener(all);
@@ -106,7 +109,7 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
 
   const renew = async (): Promise<boolean> => {
     try {
-      const certificate = await issue(settings, files, caPem, { alpn, http }, log);
+      const certificate = await issue(settings, files, caPem, { alpn, http }, log, stopping.signal);
       failures = 0;
       take(certificate);
       const renewAt = renewalTime(certificate);
@@ -114,12 +117,17 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
       schedule(renewAt);
       return true;
     } catch (err) {
+      if (closed) return false;
       const delays = unreachable(err) ? retryDelays.unreachable : retryDelays.refused;
       const wait = delays[Math.min(failures, delays.length - 1)]!;
       failures++;
+      const retryAt = new Date(now().getTime() + wait);
       const expiry = inForce === null ? 'no certificate from the CA yet: clients get a stand-in they will not trust, and /readyz says not ready' : `the current certificate keeps serving until it expires on ${inForce.notAfter.toISOString()}`;
-      log?.error({ acme: settings.directoryUrl, names: settings.domains, reason: acmeProblem(err), retryInSeconds: Math.round(wait / 1000) }, `ACME certificate not issued: ${acmeProblem(err)}; ${expiry}; trying again in ${Math.round(wait / 1000)} s`);
-      schedule(new Date(now().getTime() + wait));
+      log?.error(
+        { acme: settings.directoryUrl, names: settings.domains, reason: acmeProblem(err), retryInSeconds: Math.round(wait / 1000), retryAt: retryAt.toISOString(), ...(inForce === null ? {} : { notAfter: inForce.notAfter.toISOString() }) },
+        `ACME certificate not issued: ${acmeProblem(err)}; ${expiry}; trying again in ${Math.round(wait / 1000)} s (${retryAt.toISOString()})`,
+      );
+      schedule(retryAt);
       return false;
     }
   };
@@ -128,7 +136,12 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
     current: () => current,
     onChange: listeners.add,
     ready: () => inForce !== null,
-    waiting: () => (inForce === null ? `no certificate from the ACME CA yet for ${settings.domains.join(', ')}` : null),
+    waiting: () => {
+      if (inForce === null) return `no certificate from the ACME CA yet for ${settings.domains.join(', ')}`;
+      // Renewal kept failing until the certificate ran out: clients now refuse it.
+      if (inForce.notAfter <= now()) return `the ACME certificate expired on ${inForce.notAfter.toISOString()} and could not be renewed`;
+      return null;
+    },
     status: () => (inForce === null ? null : { certificate: inForce, renewAt: renewalTime(inForce) }),
     challenges: {
       pending: () => alpn.size > 0 || http.size > 0,
@@ -158,6 +171,7 @@ function acmeSource(settings: AcmeSettings, files: AcmeFiles, stored: StoredCert
     reload: async () => (follower === null ? true : follower.reload()),
     close() {
       closed = true;
+      stopping.abort();
       if (timer !== null) clearTimeout(timer);
       follower?.close();
     },
@@ -192,63 +206,4 @@ function challengeCertificates(changed: (all: ChallengeSet) => void) {
 function standIn(domains: readonly string[]): CertificatePair {
   const ca = createCa({ commonName: 'registry-gateway stand-in (waiting for the ACME CA)', days: 7 });
   return createServerCertificate(ca, { hosts: [...domains], ips: [], days: 7 });
-}
-
-/** Whether an attempt failed for want of an answer from the CA (no problem document). */
-function unreachable(err: unknown): boolean {
-  const e = err as { response?: unknown; code?: unknown };
-  return e.response === undefined && typeof e.code === 'string';
-}
-
-/** Why an ACME attempt failed, in one line: the server's problem document when it sent one, never a stack. */
-export function acmeProblem(err: unknown): string {
-  const e = err as { message?: string; response?: { data?: { type?: string; detail?: string } }; code?: string };
-  const problem = e.response?.data;
-  if (problem?.detail) return `${problem.detail}${problem.type ? ` (${problem.type})` : ''}`;
-  if (e.code !== undefined && e.message !== undefined) return `${e.message}`;
-  return (e.message ?? String(err)).split('\n')[0]!;
-}
-
-/** One order: account (made or reused), key and CSR, the challenges answered, the certificate stored. */
-async function issue(settings: AcmeSettings, files: AcmeFiles, caPem: string | null, challenges: { alpn: { set(name: string, pair: CertificatePair): void; delete(name: string): void }; http: Map<string, string> }, log: Logger | null): Promise<StoredCertificate> {
-  const acme = await import('acme-client');
-  if (caPem !== null) acme.axios.defaults.httpsAgent = new https.Agent({ ca: caPem });
-  const account = await readAccount(files);
-  const accountKey = account?.key ?? (await acme.crypto.createPrivateEcdsaKey()).toString();
-  const client = new acme.Client({
-    directoryUrl: settings.directoryUrl,
-    accountKey,
-    ...(account?.url ? { accountUrl: account.url } : {}),
-    ...(settings.eab === null ? {} : { externalAccountBinding: { kid: settings.eab.kid, hmacKey: settings.eab.hmacKey } }),
-  });
-  const [key, csr] = await acme.crypto.createCsr({ commonName: settings.domains[0]!, altNames: [...settings.domains] }, await acme.crypto.createPrivateEcdsaKey());
-  const priority = settings.httpListen === null ? ['tls-alpn-01'] : ['http-01', 'tls-alpn-01'];
-  const cert = await client.auto({
-    csr,
-    ...(settings.email === null ? {} : { email: settings.email }),
-    termsOfServiceAgreed: true,
-    challengePriority: priority,
-    // The CA checks; a check of our own from inside would only test our own network.
-    skipChallengeVerification: true,
-    challengeCreateFn: async (authz, challenge, keyAuthorization) => {
-      const name = authz.identifier.value.toLowerCase();
-      // acme-client's types predate TLS-ALPN-01; its code answers it.
-      const type = challenge.type as string;
-      log?.info({ acme: settings.directoryUrl, name, challenge: type }, `ACME ${type} challenge for ${name}`);
-      if (type === 'tls-alpn-01') {
-        const [alpnKey, alpnCert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
-        challenges.alpn.set(name, { key: alpnKey.toString(), cert: alpnCert.toString() });
-      } else if (type === 'http-01') {
-        challenges.http.set(challenge.token, keyAuthorization);
-      }
-    },
-    challengeRemoveFn: async (authz, challenge) => {
-      if ((challenge.type as string) === 'tls-alpn-01') challenges.alpn.delete(authz.identifier.value.toLowerCase());
-      else if (challenge.type === 'http-01') challenges.http.delete(challenge.token);
-    },
-  });
-  if (account === null || account.url === null) await writeAccount(files, accountKey, client.getAccountUrl());
-  const pair = { key: key.toString(), cert };
-  await writeCertificate(files, pair);
-  return describeStored(pair);
 }

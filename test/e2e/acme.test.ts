@@ -53,6 +53,13 @@ describe('serve --acme: docker and skopeo trust the gateway through the ACME CA 
   let skopeoImage: WrittenOciImage;
   let mappedAt = 0;
   const cleanups: Array<() => Promise<void>> = [];
+  let tornDown = false;
+  // beforeAll, timed out, goes on in the background after afterAll: what it starts from then on is
+  // undone at once instead of staying behind (a gateway, pebble, a hosts line).
+  const cleanup = (undo: () => Promise<void>): void => {
+    if (tornDown) void undo().catch((err: unknown) => console.error(err));
+    else cleanups.push(undo);
+  };
   const dockerImages: string[] = [];
   const dockerLogins: string[] = [];
 
@@ -105,20 +112,20 @@ describe('serve --acme: docker and skopeo trust the gateway through the ACME CA 
     const engine = await startDockerEngine();
     work = join(tmpdir(), `rgw-acme-e2e-${randomBytes(6).toString('hex')}`);
     await mkdir(work, { mode: 0o700 });
-    cleanups.push(() => rm(work, { recursive: true, force: true }));
+    cleanup(() => rm(work, { recursive: true, force: true }));
     address = nonLoopbackAddress();
     name = `acme-${randomBytes(3).toString('hex')}.rgw.test`;
-    cleanups.push(await mapHostName(name, address));
+    cleanup(await mapHostName(name, address));
     mappedAt = Date.now();
 
     await writeHtpasswd(join(work, 'htpasswd'), [ALICE]);
     registry = await startRegistry({ parentDir: work });
-    cleanups.push(() => registry.stop());
+    cleanup(() => registry.stop());
 
     port = await freePort(address);
     // Pebble resolves every name to `address`: it validates TLS-ALPN-01 on the gateway's listener.
     pebble = await startPebble({ tlsPort: port, httpPort: await freePort(), address, parentDir: work });
-    cleanups.push(() => pebble.stop());
+    cleanup(() => pebble.stop());
     // In `work`, so that the ACME account, key and certificate go to work/certs/acme.
     gateway = spawnCli(
       [
@@ -128,7 +135,7 @@ describe('serve --acme: docker and skopeo trust the gateway through the ACME CA 
       ],
       { cwd: work, stdin: 'ignore' },
     );
-    cleanups.push(async () => void (await gateway.stop()));
+    cleanup(async () => void (await gateway.stop()));
     // The first attempt ends in one of two lines; a failed one is retried only a minute later.
     const outcome = () => /ACME certificate (issued|not issued)/.exec(gateway.output())?.[1];
     await eventually(() => outcome() !== undefined || !gateway.alive(), 60_000, 100);
@@ -136,7 +143,7 @@ describe('serve --acme: docker and skopeo trust the gateway through the ACME CA 
       throw new Error(`serve --acme got no certificate from pebble (validating on ${address}:${port}):\n${gateway.output()}\n${pebble.output()}`);
     }
     root = await pebble.rootPem();
-    cleanups.push(await trustCaForDocker(host(), root));
+    cleanup(await trustCaForDocker(host(), root));
 
     await mkdir(join(work, 'docker-config'));
     docker = dockerCli(engine, join(work, 'docker-config'));
@@ -157,10 +164,12 @@ describe('serve --acme: docker and skopeo trust the gateway through the ACME CA 
   }, 300_000);
 
   afterAll(async () => {
-    await removeDockerTraces(docker, dockerImages, undefined);
-    for (const login of dockerLogins) await docker?.run(['logout', login]);
+    tornDown = true;
+    // A failure here must not keep the processes below alive.
+    await removeDockerTraces(docker, dockerImages, undefined).catch((err: unknown) => console.error(err));
+    for (const login of dockerLogins) await docker?.run(['logout', login]).catch((err: unknown) => console.error(err));
     // Gateway, pebble, registry, trust, hosts line and the folder go: last in, first out.
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: unknown) => console.error(err));
+    for (const undo of cleanups.reverse()) await undo().catch((err: unknown) => console.error(err));
   }, 120_000);
 
   it("serves pebble's certificate for the name with pebble's intermediate, so pebble's root alone verifies it", async () => {

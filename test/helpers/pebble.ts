@@ -105,6 +105,17 @@ export interface Pebble {
    * state: afterwards it has a new root and intermediate and knows no account, order or certificate.
    */
   restart(): Promise<void>;
+  /**
+   * Takes pebble down (the DNS server keeps running): its port refuses connections, as a CA that is
+   * down does, until resume(). Idempotent.
+   */
+  halt(): Promise<void>;
+  /**
+   * Brings pebble back after halt(), on the same ports with the same config; resolves once its
+   * directory answers. Like restart(): a new root and intermediate, and no account known (a
+   * client's stored account URL is unknown to it: accountDoesNotExist).
+   */
+  resume(): Promise<void>;
   /** Stops both processes and removes the temporary folder. Idempotent. */
   stop(): Promise<void>;
 }
@@ -121,8 +132,8 @@ interface Proc {
 
 /** Starts pebble-challtestsrv (DNS only) and pebble; resolves once the ACME directory answers. */
 export async function startPebble(options: PebbleOptions): Promise<Pebble> {
-  const pebbleBin = requirePebbleTool('pebble');
-  const challtestsrvBin = requirePebbleTool('pebble-challtestsrv');
+  const pebbleBin = requireTool('pebble');
+  const challtestsrvBin = requireTool('pebble-challtestsrv');
   const address = options.address ?? '127.0.0.1';
   const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'rgw-pebble-'));
   const procs: Proc[] = [];
@@ -219,6 +230,15 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
         await halt(pebble);
         await startPebbleProcess();
       },
+      async halt() {
+        if (removed) throw new Error('this pebble was stopped for good; start a new one');
+        await halt(pebble);
+      },
+      async resume() {
+        if (removed) throw new Error('this pebble was stopped for good; start a new one');
+        if (pebble?.child !== null && pebble?.child !== undefined) throw new Error('pebble is running: halt() it first');
+        await startPebbleProcess();
+      },
       stop,
     };
   } catch (err) {
@@ -245,13 +265,6 @@ function pebbleConfig(o: PebbleOptions & { acmePort: number; managementPort: num
   };
 }
 
-function requirePebbleTool(name: string): string {
-  try {
-    return requireTool(name);
-  } catch {
-    throw new Error(`The test tool "${name}" was not found on PATH. Install it with: apt-get install -y pebble`);
-  }
-}
 
 function launch(name: string, binary: string, args: string[], env: Record<string, string>, cwd?: string): Proc {
   const child = spawn(binary, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }) });

@@ -21,6 +21,8 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   script: 'bsdutils',
   testssl: 'testssl.sh',
   wrk: 'wrk',
+  pebble: 'pebble',
+  'pebble-challtestsrv': 'pebble',
 };
 
 /**
