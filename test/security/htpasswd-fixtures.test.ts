@@ -30,8 +30,9 @@ const FORMATS: Format[] = [
   { user: 'bcrypt12', password: 'bcrypt twelve', flags: ['-B', '-C', '12'], shape: /^\$2y\$12\$.{53}$/ },
   { user: 'apr1', password: 'md5 apr1', flags: ['-m'], shape: /^\$apr1\$/ },
   { user: 'sha1', password: 'unsalted sha1', flags: ['-s'], shape: /^\{SHA\}/ },
-  { user: 'sha256', password: 'sha-256 crypt', flags: ['-2'], shape: /^\$5\$[^r$][^$]*\$.{43}$/ },
-  { user: 'sha512', password: 'sha-512 crypt', flags: ['-5'], shape: /^\$6\$[^r$][^$]*\$.{86}$/ },
+  // No rounds= field (the default rounds); the random salt itself may well begin with an "r".
+  { user: 'sha256', password: 'sha-256 crypt', flags: ['-2'], shape: /^\$5\$(?!rounds=)[^$]+\$.{43}$/ },
+  { user: 'sha512', password: 'sha-512 crypt', flags: ['-5'], shape: /^\$6\$(?!rounds=)[^$]+\$.{86}$/ },
   { user: 'sha256-r1000', password: 'few rounds', flags: ['-2', '-r', '1000'], shape: /^\$5\$rounds=1000\$/ },
   { user: 'sha512-r20000', password: 'more rounds', flags: ['-5', '-r', '20000'], shape: /^\$6\$rounds=20000\$/ },
   { user: 'sha512-utf8', password: 'pässwörd 日本語 🔑', flags: ['-5'], shape: /^\$6\$/ },
