@@ -8,6 +8,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject 
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
+import { readOptionalFile } from '../config/read-optional.js';
 
 export interface SigningKey {
   readonly key: KeyObject;
@@ -41,7 +42,7 @@ export function previousKeyFile(file: string): string {
  * the start anyway).
  */
 export async function openTokenKeys(file: string, source: string, options: { readonly missing: 'make' | 'problem' | 'ignore' }): Promise<OpenedTokenKeys> {
-  let pem = await readOptional(file);
+  let pem = await readOptionalFile(file);
   let made = false;
   if (pem === null) {
     if (options.missing === 'ignore') return { keys: null, problems: [] };
@@ -55,22 +56,13 @@ export async function openTokenKeys(file: string, source: string, options: { rea
   if (typeof signing === 'string') return { keys: null, problems: [`${source}: ${file}: ${signing}`] };
   const verifying = [await publicJwk(signing)];
   const previousFile = previousKeyFile(file);
-  const previousPem = await readOptional(previousFile);
+  const previousPem = await readOptionalFile(previousFile);
   if (previousPem !== null) {
     const previous = await signingKey(previousPem);
     if (typeof previous === 'string') return { keys: null, problems: [`${source}: ${previousFile} (the previous token key): ${previous}; remove it, or put the previous key back`] };
     if (previous.kid !== signing.kid) verifying.push(await publicJwk(previous));
   }
   return { keys: Object.freeze({ file, signing, verifying: Object.freeze(verifying), made }), problems: [] };
-}
-
-async function readOptional(file: string): Promise<string | null> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
 }
 
 /** Writes a new P-256 key, only if no file is there yet; null when one appeared meanwhile. */

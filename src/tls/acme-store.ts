@@ -5,8 +5,9 @@
 // write replaces whole files (a crash never leaves half a key under the real name).
 
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readOptionalFile } from '../config/read-optional.js';
 import { writeAll } from './cert-files.js';
 import type { CertificatePair } from './source.js';
 
@@ -37,19 +38,10 @@ export function acmeFiles(folder: string, directoryUrl: string): AcmeFiles {
   return { dir, accountKey: join(dir, 'account.key'), account: join(dir, 'account.json'), cert: join(dir, 'certificate.crt'), key: join(dir, 'certificate.key') };
 }
 
-async function readOptional(file: string): Promise<string | null> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
 export async function readAccount(files: AcmeFiles): Promise<{ key: string; url: string | null } | null> {
-  const key = await readOptional(files.accountKey);
+  const key = await readOptionalFile(files.accountKey);
   if (key === null) return null;
-  const account = await readOptional(files.account);
+  const account = await readOptionalFile(files.account);
   const url = account === null ? null : ((JSON.parse(account) as { url?: unknown }).url ?? null);
   return { key, url: typeof url === 'string' ? url : null };
 }
@@ -64,7 +56,7 @@ export async function writeAccount(files: AcmeFiles, key: string, url: string): 
 
 /** The stored certificate, or null when there is none or it cannot be read as one. */
 export async function readStoredCertificate(files: AcmeFiles): Promise<StoredCertificate | null> {
-  const [cert, key] = await Promise.all([readOptional(files.cert), readOptional(files.key)]);
+  const [cert, key] = await Promise.all([readOptionalFile(files.cert), readOptionalFile(files.key)]);
   if (cert === null || key === null) return null;
   try {
     return describeStored({ cert, key });
