@@ -2,13 +2,16 @@
 // key): one mechanism, each owner deciding what the contents mean.
 //
 // - Polling, not fs.watch: it survives the file being replaced by rename, and editors' tricks.
+//   Our own poll rather than fs.watchFile: its first look is taken later, asynchronously, so a
+//   change made right after the watch starts could become the baseline and never be seen. Ours
+//   takes the baseline synchronously, when the watch starts.
 // - Settling: a read counts only when the files did not change around it (`settleMs`), or waits
 //   for more changes first (`debounceMs`: tools writing a certificate and then its key).
 // - Reloads run one at a time, so an older read never overwrites a newer one.
 // - The owner takes what was read, or refuses it: then the last good state stays in force and the
 //   owner logs the line at fault.
 
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 
 const POLL_INTERVAL_MS = 1000;
@@ -39,10 +42,22 @@ export interface FileWatch {
 
 const fingerprint = (s: Stats) => `${s.ino}:${s.size}:${s.mtimeMs}`;
 
+const joinPrints = (prints: ReadonlyArray<string | null>): string | null =>
+  prints.every((p) => p === null) ? null : prints.map((p) => p ?? '-').join(' ');
+
 /** The files' identity now; null when none exists. */
 async function stampOf(files: readonly string[]): Promise<string | null> {
-  const prints = await Promise.all(files.map((file) => stat(file).then(fingerprint, () => null)));
-  return prints.every((p) => p === null) ? null : prints.map((p) => p ?? '-').join(' ');
+  return joinPrints(await Promise.all(files.map((file) => stat(file).then(fingerprint, () => null))));
+}
+
+function stampOfSync(files: readonly string[]): string | null {
+  return joinPrints(files.map((file) => {
+    try {
+      return fingerprint(statSync(file));
+    } catch {
+      return null;
+    }
+  }));
 }
 
 /** Reads once the files hold still: unchanged from before the read until settleMs after it. */
@@ -68,8 +83,7 @@ export function watchFiles<T>(options: FileWatchOptions<T>): FileWatch {
   };
   const reload = (): Promise<boolean> => (reloading = reloading.then(reloadOnce, reloadOnce));
 
-  const onChange = (current: Stats, previous: Stats) => {
-    if (current.mtimeMs === previous.mtimeMs && current.ino === previous.ino && current.size === previous.size) return;
+  const onChange = () => {
     if (debounceMs === 0) {
       void reload();
       return;
@@ -81,13 +95,26 @@ export function watchFiles<T>(options: FileWatchOptions<T>): FileWatch {
     }, debounceMs);
     pending.unref();
   };
-  for (const file of files) watchFile(file, { interval: POLL_INTERVAL_MS, persistent: false }, onChange);
+
+  let seen = stampOfSync(files);
+  let looking = false;
+  const poll = setInterval(() => {
+    if (looking) return;
+    looking = true;
+    void stampOf(files).then((now) => {
+      looking = false;
+      if (now === seen) return;
+      seen = now;
+      onChange();
+    });
+  }, POLL_INTERVAL_MS);
+  poll.unref();
 
   return {
     reload,
     close: () => {
       if (pending) clearTimeout(pending);
-      for (const file of files) unwatchFile(file, onChange);
+      clearInterval(poll);
     },
   };
 }
