@@ -42,7 +42,7 @@ entries() { # one line per entry: /tmp/NAME, and ./PATH for the working tree's u
 [[ $check_leftovers == yes ]] && before=$(entries)
 
 # tool -> Debian package
-declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [podman]=podman [ctr]=containerd [containerd]=containerd [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk [pebble]=pebble)
+declare -A PACKAGES=([docker-registry]=docker-registry [skopeo]=skopeo [podman]=podman [ctr]=containerd [containerd]=containerd [htpasswd]=apache2-utils [openssl]=openssl [tar]=tar [testssl]=testssl.sh [wrk]=wrk [pebble]=pebble [chromium]=chromium)
 missing=()
 for tool in "${!PACKAGES[@]}"; do command -v "$tool" >/dev/null || missing+=("${PACKAGES[$tool]}"); done
 if ((${#missing[@]})); then
@@ -104,14 +104,20 @@ run_suite() { # LABEL VITEST_ARGS -- NODE_COMMAND...
   "$@" node_modules/vitest/vitest.mjs run --reporter=default --reporter=json --outputFile="$results/$label.json" "${args[@]}" || status=1
 }
 
-# Arguments naming the stack test (`npm test -- test/stack`) go to the stack run, the others to
+# Arguments naming the stack or browser tests (`npm test -- test/stack`) go to that run alone, the others to
 # both Node runs; with none, everything runs.
-suite_args=() stack_args=()
-for arg in "$@"; do if [[ $arg == *stack* ]]; then stack_args+=("$arg"); else suite_args+=("$arg"); fi; done
+suite_args=() stack_args=() browser_args=()
+for arg in "$@"; do
+  if [[ $arg == *stack* ]]; then stack_args+=("$arg")
+  elif [[ $arg == *browser* ]]; then browser_args+=("$arg")
+  else suite_args+=("$arg"); fi
+done
 if [[ $# -eq 0 || ${#suite_args[@]} -gt 0 ]]; then
   run_suite "node$(node -p 'process.versions.node.split(".")[0]')" "${suite_args[@]}" -- node
   run_suite "node$LTS_NODE" "${suite_args[@]}" -- npx -y -p "node@$LTS_NODE" -- node
 fi
+# The web UI in a real browser once: the browser, not the host's Node, is what it tests.
+if [[ $# -eq 0 || ${#browser_args[@]} -gt 0 ]]; then run_suite browser --config vitest.browser.config.ts "${browser_args[@]}" -- node; fi
 # The docker-compose stack once: it tests the image and compose file, not the host's Node.
 if [[ $# -eq 0 || ${#stack_args[@]} -gt 0 ]]; then run_suite stack --config vitest.stack.config.ts "${stack_args[@]}" -- node; fi
 

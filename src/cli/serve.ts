@@ -94,7 +94,8 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
     log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
     process.off('SIGHUP', onHangup);
     stopCertificateChecks?.();
-    await Promise.all([gateway.close(), workers?.stop(), metrics?.close()]);
+    const workersGone = workers?.stop();
+    await Promise.all([gateway.close({ workersGone }), workersGone, metrics?.close()]);
     log.info('stopped');
     log.flush();
     // A cluster worker's channel to the primary would keep it alive; let it go.

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { GatewayError } from '../errors.js';
 import { acmeSettings } from './acme-settings.js';
+import { eventsSettings, stateFolderOf, uiSettings } from './web-settings.js';
 import { SERVE_OPTIONS, resolveOptionValues, type OptionName } from './options.js';
 import type { AutoCertificateSettings, ClientAddress, ConfigFiles, FileOption, ParsedConfig, TokenConfig } from './types.js';
 import {
@@ -48,12 +49,26 @@ export function clientPort(publicUrl: URL | null, publishedPort: number | null, 
   return publishedPort ?? listenPort;
 }
 
+/** Options that may be given more than once. */
+const REPEATABLE: ReadonlySet<string> = new Set(['webhook']);
+
+/** `--no-ui` is `--ui off`, and a bare `--ui` is `--ui on`. */
+function switchesAsValues(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => {
+    if (arg === '--no-ui') return '--ui=off';
+    if (arg === '--ui' && !/^(on|off|true|false|yes|no|1|0)$/i.test(argv[i + 1] ?? '')) return '--ui=on';
+    return arg;
+  });
+}
+
 /** Parse the command line of `serve`; unknown flags are a usage error naming the flag. */
 export function parseServeFlags(argv: string[]): { flags: Record<string, string | undefined>; help: boolean } {
-  const options = Object.fromEntries(SERVE_OPTIONS.map((o) => [o.flag, { type: 'string' as const }]));
+  const options = Object.fromEntries(SERVE_OPTIONS.map((o) => [o.flag, { type: 'string' as const, multiple: REPEATABLE.has(o.flag) }]));
   try {
-    const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
-    const { help, ...flags } = values;
+    const { values } = parseArgs({ args: switchesAsValues(argv), options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    const { help, ...given } = values;
+    // A repeated option arrives as a list; it is one value, comma-separated, like its variable.
+    const flags = Object.fromEntries(Object.entries(given).map(([name, value]) => [name, Array.isArray(value) ? value.join(',') : value]));
     return { flags: flags as Record<string, string | undefined>, help: help === true };
   } catch (err) {
     throw new GatewayError('USAGE', `${(err as Error).message}; see registry-gateway serve --help`);
@@ -126,6 +141,8 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     port: clientPort(publicUrl, publishedPort, listen?.port ?? 8443),
   });
   const acme = acmeSettings(values, publicUrl, clientAddress.port, problems);
+  const ui = uiSettings(values, auth, stateFolderOf(values), problems);
+  const events = eventsSettings(values, stateFolderOf(values), problems);
   const autoCertificate: AutoCertificateSettings | null =
     values.acme.value === null && values['tls-cert'].isDefault && values['tls-key'].isDefault && caDomainsOk
       ? Object.freeze({
@@ -145,9 +162,10 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     htpasswd: upstreamAuth ? null : fileOption('htpasswd')!,
     access: upstreamAuth ? null : fileOption('access'),
     tokenKey: tokenMode ? fileOption('token-key') : null,
+    sessionKey: ui ? Object.freeze({ file: ui.sessionKeyFile, source: label('session-key') }) : null,
   });
 
-  if (problems.length > 0 || !auth || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs || (tokenMode && token === null)) {
+  if (problems.length > 0 || !auth || !listen || !upstream || !realm || !logLevel || !upstreamMs || !idleMs || !headersMs || !shutdownMs || hstsMaxAge === null || maxConnections === null || !workers || manifestCacheSeconds === null || freeFailures === null || !maxDelayMs || (tokenMode && token === null) || ui === undefined || events === null) {
     return { config: null, files, problems };
   }
 
@@ -175,6 +193,8 @@ export function parseConfig(argv: string[], env: Readonly<Record<string, string 
     maxConnections,
     manifestCacheMs: upstreamAuth ? 0 : manifestCacheSeconds * 1000,
     workers,
+    ui,
+    events,
     timeouts: Object.freeze({ headersMs, idleMs, keepAliveMs: KEEP_ALIVE_TIMEOUT_MS, upstreamMs, shutdownMs }),
   });
   return { config, files, problems };

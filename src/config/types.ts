@@ -82,7 +82,29 @@ export interface Config {
   readonly manifestCacheMs: number;
   /** Processes serving the port (1: no cluster). */
   readonly workers: number;
+  /** The web UI at `/`; null: off (always with `--auth upstream`). */
+  readonly ui: UiConfig | null;
+  /** The record of events, and the webhooks they go to. */
+  readonly events: EventsConfig;
   readonly timeouts: Timeouts;
+}
+
+/** The web UI (`--ui`). */
+export interface UiConfig {
+  /** The secret that signs session cookies; made on first start when missing. */
+  readonly sessionKeyFile: string;
+  readonly sessionTtlS: number;
+}
+
+/** The gateway's record of pushes, deletes and refusals, and where they are sent. */
+export interface EventsConfig {
+  readonly file: string;
+  readonly maxEvents: number;
+  readonly maxAgeMs: number;
+  readonly webhooks: readonly URL[];
+  readonly webhookSecret: string | null;
+  /** Events waiting per webhook before the oldest are dropped. */
+  readonly webhookQueue: number;
 }
 
 /** A certificate from an ACME CA (`--acme`), kept under the certs folder and renewed by the gateway. */
@@ -151,6 +173,8 @@ export interface ConfigFiles {
   readonly access: FileOption | null;
   /** The token signing key; set with `--auth token`. */
   readonly tokenKey: FileOption | null;
+  /** The web UI's session secret; set when the UI is on. */
+  readonly sessionKey: FileOption | null;
 }
 
 /** Flags and environment, parsed and checked: the config (null when anything is wrong), the files it names, and every problem found. */

@@ -7,6 +7,7 @@ import type { AuthStats } from '../auth/authenticator.js';
 import { AUTH_FAILURES, type AuthFailure } from '../auth/scheme.js';
 import { responseBytes, type RequestContext } from '../registry/context.js';
 import type { FailureKind } from '../registry/failure.js';
+import { EVENT_ACTIONS, type EventAction } from '../events/event.js';
 import { createMetricRegistry, labels, renderPrometheus, type Samples } from './registry.js';
 
 const METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -24,8 +25,16 @@ export interface ScrapeState {
   readonly connections: number;
 }
 
+/** What became of a webhook delivery attempt. */
+export type WebhookResult = 'delivered' | 'failed' | 'dropped';
+const WEBHOOK_RESULTS: readonly WebhookResult[] = ['delivered', 'failed', 'dropped'];
+
 export interface GatewayMetrics {
   requestDone(ctx: RequestContext): void;
+  /** One event recorded (a push, a delete, a refusal). */
+  eventRecorded(action: EventAction): void;
+  /** One webhook delivery attempt: delivered, failed (retried later), or an undelivered event dropped from a full queue. */
+  webhook(result: WebhookResult): void;
   authFailed(reason: AuthFailure): void;
   /** One password hash checked, taking this long (waiting for a thread included). */
   verified(seconds: number): void;
@@ -59,6 +68,8 @@ export function createGatewayMetrics(): GatewayMetrics {
   const cacheHits = registry.counter('registry_gateway_auth_cache_hits_total', 'Requests let in by a recent success with the same credentials.');
   const authFailures = registry.counter('registry_gateway_auth_failures_total', 'Requests refused before reaching the registry, by reason.', labelSets('reason', AUTH_FAILURES));
   const upstreamErrors = registry.counter('registry_gateway_upstream_errors_total', 'Forwarded requests the upstream failed, by kind.', labelSets('kind', UPSTREAM_ERRORS));
+  const events = registry.counter('registry_gateway_events_total', 'Events recorded, by action: manifest pushes and deletes, and refusals.', labelSets('action', EVENT_ACTIONS));
+  const webhooks = registry.counter('registry_gateway_webhook_deliveries_total', 'Webhook delivery attempts by result; dropped: undelivered events pushed out of a full queue.', labelSets('result', WEBHOOK_RESULTS));
   const connections = registry.gauge('registry_gateway_client_connections', 'Client connections open now.');
   const rss = registry.gauge('process_resident_memory_bytes', 'Resident memory of the gateway processes.');
   const fds = registry.gauge('process_open_fds', 'File descriptors open in the gateway processes.');
@@ -87,6 +98,8 @@ export function createGatewayMetrics(): GatewayMetrics {
       if (upstreamError !== null) upstreamErrors.inc(labels({ kind: upstreamError }));
     },
     authFailed: (reason) => authFailures.inc(labels({ reason })),
+    eventRecorded: (action) => events.inc(cached(`event ${action}`, () => labels({ action }))),
+    webhook: (result) => webhooks.inc(cached(`webhook ${result}`, () => labels({ result }))),
     verified: (seconds) => verifyTime.observe(seconds),
     samples(state) {
       verifications.set(state.auth.verifications);

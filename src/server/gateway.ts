@@ -34,6 +34,10 @@ import { createRequestHandler } from './pipeline.js';
 import { createTokenEndpoint } from './token-endpoint.js';
 import type { RequestContext } from '../registry/context.js';
 import type { GatewaySetup } from './resources.js';
+import { eventFromRequest } from '../events/capture.js';
+import { isUiPath } from '../web/handler.js';
+import { openEventRecord } from './event-record.js';
+import { createWebUi } from './web-ui.js';
 
 export interface RunningGateway {
   /** `https://HOST:PORT` as bound (loopback host when listening on every address). */
@@ -45,7 +49,7 @@ export interface RunningGateway {
   /** Re-read the certificate pair, the htpasswd file and the access file now (what SIGHUP does); false if one was refused. */
   reload(): Promise<boolean>;
   /** Stop accepting, let in-flight requests finish for up to the shutdown timeout, then cut the rest. */
-  close(): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
   /** This process's counts, when --metrics-listen is set. */
   readonly metrics: { samples(): Promise<Samples>; render(samples: Samples): string } | null;
 }
@@ -86,6 +90,8 @@ interface SignIn {
   close(): Promise<void>;
   /** The token service at /token, for a scheme that issues its own tokens. */
   readonly tokenEndpoint?: (ctx: RequestContext) => Promise<void>;
+  /** Signs in a username and password against the htpasswd users (the web UI's sign-in); null when the gateway has no users. */
+  readonly basic: AuthScheme | null;
 }
 
 /** The gateway signs users in, against the htpasswd file it watches. */
@@ -95,8 +101,10 @@ function basicSignIn(setup: GatewaySetup, log: Logger, metrics: GatewayMetrics |
   // would only add ~10 MiB apiece.
   const authenticator = createAuthenticator({ users: setup.users, workers: config.workers > 1 ? 1 : undefined, onVerified: metrics?.verified });
   const watch = watchHtpasswd(config.htpasswdFile!, authenticator, log);
+  const scheme = createBasicScheme({ authenticator, throttle: createLoginThrottle(config.loginThrottle), realm: config.realm });
   return {
-    scheme: createBasicScheme({ authenticator, throttle: createLoginThrottle(config.loginThrottle), realm: config.realm }),
+    scheme,
+    basic: scheme,
     authenticator,
     reload: () => watch.reload(),
     async close() {
@@ -125,7 +133,7 @@ function tokenSignIn(setup: GatewaySetup, log: Logger, metrics: GatewayMetrics |
 
 /** The registry signs users in: no users, no credential cache, no throttle, no hashing threads. */
 function upstreamSignIn(): SignIn {
-  return { scheme: createUpstreamScheme(), authenticator: null, reload: async () => true, close: async () => undefined };
+  return { scheme: createUpstreamScheme(), basic: null, authenticator: null, reload: async () => true, close: async () => undefined };
 }
 
 /** Binds host:port, or takes over a socket already listening (a cluster worker's, from the primary). */
@@ -141,6 +149,11 @@ function listen(server: https.Server, host: string, port: number, shared?: Serve
     if (shared) server.listen(shared, done);
     else server.listen(port, host, done);
   });
+}
+
+export interface CloseOptions {
+  /** The primary of --workers: settles once every worker has exited (the record is closed after). */
+  readonly workersGone?: Promise<unknown>;
 }
 
 export interface StartOptions {
@@ -194,6 +207,22 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   const auth = signIn.scheme;
   const forwarding = forwardingSettings(config, port, log, sync, auth.challenge);
   const stopSharing = forwarding.manifests && sync ? sync.receive(forwarding.manifests) : () => undefined;
+  const record = await openEventRecord({ config: config.events, log, metrics });
+  const web =
+    config.ui !== null && setup.sessionKey !== null && signIn.basic !== null && signIn.authenticator !== null
+      ? createWebUi({
+          config: config.ui,
+          key: setup.sessionKey,
+          basic: signIn.basic,
+          hashOf: signIn.authenticator.hashOf,
+          access,
+          upstream: forwarding.upstream,
+          record,
+          publicUrl: config.publicUrl,
+          log,
+          metrics,
+        })
+      : null;
   const handler = connectionLimit.guard(createRequestHandler({
     auth,
     forwarding,
@@ -203,6 +232,12 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     metrics,
     access,
     tokenEndpoint: signIn.tokenEndpoint ?? null,
+    web,
+    events: (ctx) => {
+      if (isUiPath(ctx.path)) return; // the UI records its own, knowing what it did
+      const event = eventFromRequest(ctx);
+      if (event !== null) record.add(event);
+    },
     certificateWaiting: () => certificates.waiting?.() ?? null,
   }));
   server.on('request', handler);
@@ -226,7 +261,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     );
   }
 
-  const close = async (): Promise<void> => {
+  const close = async (closing: CloseOptions = {}): Promise<void> => {
     draining = true;
     access?.close();
     stopCertificates();
@@ -246,6 +281,9 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     forwarding.upstream.close();
     stopSharing();
     await signIn.close();
+    // The primary owns the record: it writes what the workers still send until they are gone.
+    await closing.workersGone;
+    await record.close();
   };
 
   const reload = async (): Promise<boolean> => {

@@ -19,6 +19,7 @@ import { failure } from '../registry/failure.js';
 import { uncoveredScope } from '../registry/grant.js';
 import { clientErrorOn } from './client-error.js';
 import { answerLiveness, answerReadiness } from './health.js';
+import { isUiPath } from '../web/handler.js';
 
 export interface PipelineDeps {
   /** How requests sign in (the auth seam): the pipeline writes what it answers, whatever the scheme. */
@@ -37,6 +38,10 @@ export interface PipelineDeps {
   readonly certificateWaiting?: () => string | null;
   /** Answers `/token` (token mode): the gateway's own token service. */
   readonly tokenEndpoint?: ((ctx: RequestContext) => Promise<void>) | null;
+  /** Answers `/` and `/ui/…`: the web UI; null or absent: off. */
+  readonly web?: ((ctx: RequestContext) => Promise<void>) | null;
+  /** Told of every registry and token request once its response closed: the record of events. */
+  readonly events?: ((ctx: RequestContext) => void) | null;
 }
 
 /** Where the token service answers, on the gateway's own origin. */
@@ -57,11 +62,13 @@ export function createRequestHandler(deps: PipelineDeps): (req: IncomingMessage,
     const ctx = createContext(req, res);
     const { metrics } = deps;
     const logging = deps.log.isLevelEnabled('info');
-    if (logging || metrics) {
+    const { events } = deps;
+    if (logging || metrics || events) {
       res.on('close', () => {
         if (!res.writableFinished) noteCutShort(ctx);
         metrics?.requestDone(ctx);
         if (logging) deps.log.info(accessLogFields(ctx), 'request');
+        events?.(ctx);
       });
     }
     if (deps.hstsMaxAge > 0) res.setHeader('strict-transport-security', `max-age=${deps.hstsMaxAge}`);
@@ -122,6 +129,8 @@ function route(ctx: RequestContext, deps: PipelineDeps): Promise<void> | undefin
     proxy(ctx, deps);
   } else if (deps.tokenEndpoint && ctx.path === TOKEN_PATH) {
     return deps.tokenEndpoint(ctx);
+  } else if (deps.web && isUiPath(ctx.path)) {
+    return deps.web(ctx);
   } else if (isRegistryPath(ctx.path.toLowerCase())) {
     sendRegistryError(res, 400, 'UNSUPPORTED', 'registry API paths start with /v2/ in lower case', { connection: 'close' });
   } else if (deps.auth.forwardsCredentials) {

@@ -17,6 +17,7 @@ import { openCertificateFiles } from '../tls/file-source.js';
 import { loadClientCa, unconstrainedCaWarning } from '../tls/load.js';
 import { checkServerCertificate, namesClientsUse, type CertificateCheck } from '../tls/renew.js';
 import type { CertificateSource } from '../tls/source.js';
+import { openSessionKey, type SessionKey } from '../web/session-key.js';
 
 /** What the gateway starts from: the configuration and what its files held at start-up. */
 export interface GatewaySetup {
@@ -27,6 +28,8 @@ export interface GatewaySetup {
   readonly access: { readonly file: string; readonly policy: AccessPolicy } | null;
   /** The keys of `--auth token`; null in the other modes. */
   readonly tokenKeys: TokenKeys | null;
+  /** The secret that signs web UI sessions; null with the UI off. */
+  readonly sessionKey: SessionKey | null;
   readonly tls: {
     /** Where the listener's key and chain come from. */
     readonly certificates: CertificateSource;
@@ -88,6 +91,8 @@ async function readConfigFiles(
   const missing = !startable ? 'ignore' : options.primary ? 'make' : 'problem';
   const token = files.tokenKey === null ? null : await openTokenKeys(files.tokenKey.file, files.tokenKey.source, { missing });
   others.push(...(token?.problems ?? []));
+  const session = files.sessionKey === null ? null : await openSessionKey(files.sessionKey.file, files.sessionKey.source, { missing });
+  others.push(...(session?.problems ?? []));
   // One process looks at the certificate against the names clients use: the primary, before any worker starts.
   const looks = startable && options.primary;
   const input = {
@@ -111,12 +116,13 @@ async function readConfigFiles(
   }
   const problems = [...wanted.problems, ...certificates.problems, ...others];
   const source = certificates.source;
-  if (problems.length > 0 || source === null || (token !== null && token.keys === null)) return { setup: null, problems };
+  if (problems.length > 0 || source === null || (token !== null && token.keys === null) || (session !== null && session.key === null)) return { setup: null, problems };
   return {
     setup: {
       users: htpasswd.users,
       access: files.access !== null && access?.policy ? Object.freeze({ file: files.access.file, policy: access.policy }) : null,
       tokenKeys: token?.keys ?? null,
+      sessionKey: session?.key ?? null,
       tls: Object.freeze({
         certificates: source,
         clientCa: clientCa?.pem ?? null,

@@ -20,6 +20,7 @@ import { sendJson, sendRegistryError } from '../registry/answers.js';
 import type { RequestContext } from '../registry/context.js';
 import { failure } from '../registry/failure.js';
 import { ANONYMOUS, parseScopes } from '../registry/grant.js';
+import { FormError, readUrlencodedForm } from '../web/form.js';
 
 export interface TokenEndpointOptions {
   readonly tokens: Tokens;
@@ -143,33 +144,10 @@ function refused(detail: string): AuthRefusal {
 
 /** The urlencoded form of a POST, bounded in size and time. */
 async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/x-www-form-urlencoded') throw new TokenRequestError(415, 'a token request form is application/x-www-form-urlencoded');
-  const declared = Number(req.headers['content-length'] ?? Number.NaN);
-  if (declared > MAX_FORM_BYTES) throw new TokenRequestError(413, `a token request form of ${declared} bytes; at most ${MAX_FORM_BYTES}`);
-  // Read by events, not async iteration: that destroys the request when it ends or breaks off,
-  // and the answer (a token, or 413) must still go out on its connection.
-  const body = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const done = (err: TokenRequestError | null) => {
-      clearTimeout(timer);
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onError);
-      if (err === null) resolve(Buffer.concat(chunks));
-      else reject(err);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_FORM_BYTES) chunks.push(chunk);
-      else {
-        req.pause();
-        done(new TokenRequestError(413, `a token request form over ${MAX_FORM_BYTES} bytes`));
-      }
-    };
-    const onEnd = () => done(null);
-    const onError = () => done(new TokenRequestError(408, 'the token request form did not arrive'));
-    const timer = setTimeout(onError, FORM_TIMEOUT_MS);
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onError);
-  });
-  return new URLSearchParams(body.toString('utf8'));
+  try {
+    return await readUrlencodedForm(req, { maxBytes: MAX_FORM_BYTES, timeoutMs: FORM_TIMEOUT_MS, what: 'a token request form' });
+  } catch (err) {
+    if (err instanceof FormError) throw new TokenRequestError(err.status, err.message);
+    throw err;
+  }
 }

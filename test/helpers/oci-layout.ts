@@ -51,7 +51,7 @@ export function sha256(data: Buffer | string): string {
  */
 export async function writeOciLayout(
   dir: string,
-  image: { tag: string; layers: LayerFiles[]; created?: string },
+  image: { tag: string; layers: LayerFiles[]; created?: string; platform?: Platform },
 ): Promise<WrittenOciImage> {
   const blobDir = join(dir, 'blobs', 'sha256');
   await mkdir(blobDir, { recursive: true });
@@ -72,8 +72,9 @@ export async function writeOciLayout(
   const created = image.created ?? '2024-01-01T00:00:00Z';
   const config = {
     created,
-    architecture: 'amd64',
-    os: 'linux',
+    architecture: image.platform?.architecture ?? 'amd64',
+    os: image.platform?.os ?? 'linux',
+    ...(image.platform?.variant ? { variant: image.platform.variant } : {}),
     config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'] },
     rootfs: { type: 'layers', diff_ids: diffIds },
     history: image.layers.map((_, i) => ({ created, created_by: `registry-gateway test layer ${i + 1}` })),
@@ -118,6 +119,43 @@ export async function writeOciLayout(
     manifestBytes,
     manifest,
   };
+}
+
+export interface Platform {
+  readonly os: string;
+  readonly architecture: string;
+  readonly variant?: string;
+}
+
+export interface WrittenOciIndex {
+  readonly indexDigest: string;
+  readonly images: ReadonlyArray<WrittenOciImage & { readonly platform: Platform }>;
+}
+
+/**
+ * Writes a multi-platform image: one image per platform, and an OCI index naming them, tagged
+ * `tag` (push it with `skopeo copy --all`).
+ */
+export async function writeOciIndex(dir: string, index: { tag: string; platforms: ReadonlyArray<{ platform: Platform; layers: LayerFiles[]; created?: string }> }): Promise<WrittenOciIndex> {
+  const images = [];
+  for (const [i, entry] of index.platforms.entries()) {
+    const written = await writeOciLayout(dir, { tag: `${index.tag}-platform-${i}`, layers: entry.layers, created: entry.created, platform: entry.platform });
+    images.push({ ...written, platform: entry.platform });
+  }
+  const indexJson = {
+    schemaVersion: 2,
+    mediaType: MEDIA_TYPES.index,
+    manifests: images.map((image) => ({ mediaType: MEDIA_TYPES.manifest, digest: image.manifestDigest, size: image.manifestBytes.length, platform: image.platform })),
+  };
+  const bytes = Buffer.from(JSON.stringify(indexJson));
+  const indexDigest = sha256(bytes);
+  await writeFile(join(dir, 'blobs', 'sha256', indexDigest.slice('sha256:'.length)), bytes);
+  const indexFile = join(dir, 'index.json');
+  const layout = JSON.parse(await readFile(indexFile, 'utf8')) as { manifests: Descriptor[] };
+  layout.manifests = layout.manifests.filter((d) => !d.annotations?.['org.opencontainers.image.ref.name']?.startsWith(`${index.tag}-platform-`));
+  layout.manifests.push({ mediaType: MEDIA_TYPES.index, digest: indexDigest, size: bytes.length, annotations: { 'org.opencontainers.image.ref.name': index.tag } });
+  await writeFile(indexFile, JSON.stringify(layout));
+  return { indexDigest, images };
 }
 
 export interface ReadOciImage {

@@ -23,6 +23,7 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   wrk: 'wrk',
   pebble: 'pebble',
   'pebble-challtestsrv': 'pebble',
+  chromium: 'chromium',
 };
 
 /**

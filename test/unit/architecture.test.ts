@@ -1,5 +1,5 @@
-// The layers of src/, read from the code's own imports: cli -> server -> metrics -> (auth, access,
-// proxy, tls) -> (registry, config, errors). An import goes down or stays in its folder; the
+// The layers of src/, read from the code's own imports: cli -> server -> web -> metrics -> (auth,
+// access, proxy, tls, events) -> (registry, config, errors). An import goes down or stays in its folder; the
 // middle layer's folders never use each other, the bottom layer's may. ARCHITECTURE.md draws the
 // same picture: when this test fails, either the import or the picture is wrong.
 import { readdirSync, readFileSync } from 'node:fs';
@@ -13,16 +13,18 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 const LAYERS: Readonly<Record<string, number>> = {
   cli: 0,
   server: 1,
-  metrics: 2,
-  auth: 3,
-  access: 3,
-  proxy: 3,
-  tls: 3,
-  registry: 4,
-  config: 4,
-  errors: 4,
+  web: 2,
+  metrics: 3,
+  auth: 4,
+  access: 4,
+  proxy: 4,
+  tls: 4,
+  events: 4,
+  registry: 5,
+  config: 5,
+  errors: 5,
 };
-const BOTTOM = 4;
+const BOTTOM = 5;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -86,6 +88,8 @@ describe('layers of src/', () => {
   it('tells a wrong import from a right one', () => {
     expect(violation('proxy', 'server')).toMatch(/above it/);
     expect(violation('access', 'proxy')).toMatch(/same layer/);
+    expect(violation('events', 'auth')).toMatch(/same layer/);
+    expect(violation('web', 'server')).toMatch(/above it/);
     expect(violation('registry', 'access')).toMatch(/above it/);
     expect(violation('server', 'registry')).toBeNull();
     expect(violation('config', 'errors')).toBeNull();
