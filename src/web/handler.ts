@@ -104,7 +104,7 @@ async function logIn(ctx: RequestContext, deps: WebDeps): Promise<void> {
   if (form === null) return;
   const username = form.get('username') ?? '';
   const next = safeNext(form.get('next'));
-  const again = (status: number, error: string, retryAfterS: number | null) => {
+  const again = (status: number, error: string | null, retryAfterS: number | null) => {
     const fresh = deps.sessions.loginForm();
     send(ctx, status, loginPage({ error, username, retryAfterS, next, csrf: fresh.csrf }), { 'set-cookie': fresh.cookie, ...(retryAfterS === null ? {} : { 'retry-after': String(retryAfterS) }) });
   };
@@ -115,7 +115,8 @@ async function logIn(ctx: RequestContext, deps: WebDeps): Promise<void> {
     ctx.user = outcome.user;
     ctx.failure = failure('auth', `web UI sign-in: ${outcome.detail}`);
     if (outcome.status === 401) deps.record.add(uiEvent(ctx, { action: 'denied', reason: `web UI sign-in: ${outcome.detail}` }));
-    return again(outcome.status, outcome.message, outcome.retryAfterS);
+    // The form says how long to wait itself, from retryAfterS.
+    return again(outcome.status, outcome.status === 429 ? null : outcome.message, outcome.retryAfterS);
   }
   ctx.user = outcome.user;
   const started = deps.sessions.start(outcome.user);
