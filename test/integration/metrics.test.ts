@@ -72,6 +72,9 @@ describe('metrics', () => {
     expect(growth(before, after, 'registry_gateway_request_duration_seconds_count{method="GET"}')).toBe(7);
     expect(growth(before, after, 'registry_gateway_request_duration_seconds_bucket{method="GET",le="+Inf"}')).toBe(7);
     expect(growth(before, after, 'registry_gateway_upstream_errors_total{kind="unavailable"}')).toBe(0);
+    // The wrong password and the malformed credentials are refusals on record; the bare first request is not.
+    expect(growth(before, after, 'registry_gateway_events_total{action="denied"}')).toBe(2);
+    expect(growth(before, after, 'registry_gateway_events_total{action="push"}')).toBe(0);
     expect(after.get('process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
     expect(after.get('process_open_fds')).toBeGreaterThan(3);
   });
