@@ -5,10 +5,9 @@
 // signed with the previous key are still accepted until they expire (or until that file is removed).
 
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { calculateJwkThumbprint, exportJWK, type JWK } from 'jose';
-import { readOptionalFile } from '../config/read-optional.js';
+import { readOptionalFile, writeNewSecretFile } from '../config/read-optional.js';
 
 export interface SigningKey {
   readonly key: KeyObject;
@@ -69,14 +68,7 @@ export async function openTokenKeys(file: string, source: string, options: { rea
 async function makeKeyFile(file: string): Promise<string | null> {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    await writeFile(file, pem, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return null;
-    throw err;
-  }
-  return pem;
+  return (await writeNewSecretFile(file, pem)) ? pem : null;
 }
 
 /** The key and the algorithm it signs with, or why it cannot sign tokens. */

@@ -4,9 +4,8 @@
 // file ends every session.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { readOptionalFile } from '../config/read-optional.js';
+import { readFile } from 'node:fs/promises';
+import { readOptionalFile, writeNewSecretFile } from '../config/read-optional.js';
 
 const KEY_BYTES = 32;
 
@@ -41,12 +40,5 @@ export async function openSessionKey(file: string, source: string, options: { re
 /** Writes a new secret, only if no file is there yet; null when one appeared meanwhile. */
 async function makeKeyFile(file: string): Promise<string | null> {
   const text = `${randomBytes(KEY_BYTES).toString('base64')}\n`;
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  try {
-    await writeFile(file, text, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return null;
-    throw err;
-  }
-  return text;
+  return (await writeNewSecretFile(file, text)) ? text : null;
 }

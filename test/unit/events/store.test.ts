@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { openEventStore, type EventStore, type EventStoreOptions } from '../../../src/events/store.js';
+import { sampleEvent } from '../../helpers/events.js';
 
 const START = Date.parse('2024-01-01T00:00:00.000Z');
 const DAY = 24 * 60 * 60 * 1000;
@@ -21,26 +22,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 const freshFile = () => join(dir, `record-${++files}`, 'events.jsonl');
 
-function event(n: number, fields: Partial<GatewayEvent> = {}): GatewayEvent {
-  return {
-    id: n.toString(16).padStart(32, '0'),
-    timestamp: new Date(START + n * 1000).toISOString(),
-    action: 'push',
-    repository: 'team/app',
-    tag: `v${n}`,
-    digest: `sha256:${n.toString(16).padStart(64, '0')}`,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    size: 500 + n,
-    user: 'alice',
-    address: '192.0.2.7',
-    method: 'PUT',
-    path: `/v2/team/app/manifests/v${n}`,
-    status: 201,
-    reason: null,
-    via: 'registry',
-    ...fields,
-  };
-}
+const event = (n: number, fields: Partial<GatewayEvent> = {}): GatewayEvent => sampleEvent(n, fields, START);
 
 /** Opens a store closed at the end of the test; its clock reads `clock.now`. */
 async function open(options: Partial<EventStoreOptions> & { file: string }, clock = { now: START + DAY }): Promise<EventStore> {

@@ -8,6 +8,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import type { GatewayEvent } from '../../../src/events/event.js';
 import { createWebhooks, envelopeOf, signatureOf, type WebhookOptions, type Webhooks } from '../../../src/events/webhooks.js';
 import { eventually } from '../../helpers/wait.js';
+import { sampleEvent } from '../../helpers/events.js';
 
 const SOURCE = { host: 'gateway.example', instance: 'gateway.example:1234' };
 const SECRET = 'a shared secret';
@@ -72,27 +73,7 @@ function webhooks(options: Partial<WebhookOptions> & { urls: readonly URL[] }): 
 }
 
 let serial = 0;
-function event(fields: Partial<GatewayEvent> = {}): GatewayEvent {
-  const n = ++serial;
-  return {
-    id: n.toString(16).padStart(32, '0'),
-    timestamp: new Date(Date.UTC(2024, 0, 1, 0, 0, n)).toISOString(),
-    action: 'push',
-    repository: 'team/app',
-    tag: `v${n}`,
-    digest: `sha256:${'c'.repeat(64)}`,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    size: 1234,
-    user: 'alice',
-    address: '192.0.2.7',
-    method: 'PUT',
-    path: `/v2/team/app/manifests/v${n}`,
-    status: 201,
-    reason: null,
-    via: 'registry',
-    ...fields,
-  };
-}
+const event = (fields: Partial<GatewayEvent> = {}): GatewayEvent => sampleEvent(++serial, fields);
 
 describe('createWebhooks', () => {
   it('delivers events in order, one at a time, in the registry\'s envelope, with headers and a verifiable signature', async () => {
@@ -121,7 +102,7 @@ describe('createWebhooks', () => {
           id: events[0]!.id,
           timestamp: events[0]!.timestamp,
           action: 'push',
-          target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1234, digest: `sha256:${'c'.repeat(64)}`, repository: 'team/app', tag: events[0]!.tag },
+          target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', size: events[0]!.size, digest: events[0]!.digest, repository: 'team/app', tag: events[0]!.tag },
           request: { addr: '192.0.2.7', method: 'PUT', path: events[0]!.path },
           actor: { name: 'alice' },
           source: { addr: 'gateway.example', instanceID: 'gateway.example:1234' },
