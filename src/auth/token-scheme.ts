@@ -7,7 +7,7 @@
 
 import { bearerToken } from './bearer.js';
 import type { AuthOutcome, AuthRefusal, AuthRequest, AuthScheme, SignedIn } from './scheme.js';
-import { requestScope } from '../registry/grant.js';
+import { requestScope, TOKEN_PATH } from '../registry/grant.js';
 import { MAX_TOKEN_CHARS, type AccessTokenClaims, type Tokens } from './tokens.js';
 
 export interface TokenSchemeOptions {
@@ -24,7 +24,7 @@ export interface TokenSchemeOptions {
 
 /** The token service's URL for a request. */
 export function realmFor(publicOrigin: string | null, host: string | undefined): string {
-  return `${publicOrigin ?? `https://${host ?? 'localhost'}`}/token`;
+  return `${publicOrigin ?? `https://${host ?? 'localhost'}`}${TOKEN_PATH}`;
 }
 
 export function createTokenScheme(options: TokenSchemeOptions): AuthScheme {

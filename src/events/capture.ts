@@ -4,6 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { routeOf, type RequestContext } from '../registry/context.js';
+import { TOKEN_PATH } from '../registry/grant.js';
 import type { RequestAccess } from '../registry/routes.js';
 import type { EventAction, GatewayEvent } from './event.js';
 
@@ -12,26 +13,39 @@ export function newEventId(): string {
   return randomBytes(16).toString('hex');
 }
 
-/** The event a closed /v2/ request makes, or null when it makes none. */
-export function eventFromRequest(ctx: RequestContext, now: Date = new Date()): GatewayEvent | null {
+/** The event a closed /v2/ or token request makes, or null when it makes none (most requests: kept cheap). */
+export function eventFromRequest(ctx: RequestContext, now?: Date): GatewayEvent | null {
+  if (ctx.path === TOKEN_PATH) return refusedTokenRequest(ctx) ? deniedEvent(ctx, null, now ?? new Date()) : null;
   if (!isRegistryApiPath(ctx.path)) return null;
   const route = routeOf(ctx);
   const status = ctx.res.statusCode;
   const manifest = manifestTarget(route);
   if (manifest !== null && ctx.forwarded) {
-    if (ctx.method === 'PUT' && status === 201) return manifestEvent(ctx, 'push', manifest, now);
-    if (ctx.method === 'DELETE' && status === 202) return manifestEvent(ctx, 'delete', manifest, now);
+    if (ctx.method === 'PUT' && status === 201) return manifestEvent(ctx, 'push', manifest, now ?? new Date());
+    if (ctx.method === 'DELETE' && status === 202) return manifestEvent(ctx, 'delete', manifest, now ?? new Date());
   }
   if (!isRefusal(ctx)) return null;
+  return deniedEvent(ctx, route.kind === 'repository' ? route.repository : null, now ?? new Date());
+}
+
+/**
+ * A token request whose credentials (Basic, a password grant's form, a refresh token) were checked
+ * and refused: `docker login` with a wrong password in token mode.
+ */
+function refusedTokenRequest(ctx: RequestContext): boolean {
+  return ctx.res.statusCode === 401 && ctx.failure?.kind === 'auth';
+}
+
+function deniedEvent(ctx: RequestContext, repository: string | null, now: Date): GatewayEvent {
   return {
     ...common(ctx, now),
     action: 'denied',
-    repository: route.kind === 'repository' ? route.repository : null,
+    repository,
     tag: null,
     digest: null,
     mediaType: null,
     size: null,
-    status,
+    status: ctx.res.statusCode,
     reason: ctx.failure?.detail ?? null,
   };
 }

@@ -8,6 +8,9 @@ import { ACTIONS, isRepositoryName, NAME_TOTAL_LENGTH_MAX, type Action, type Nee
 /** The principal of a request without credentials, as access files name it. */
 export const ANONYMOUS = '@anonymous';
 
+/** Where the gateway's token service answers (`--auth token`), on its own origin: the challenge's realm. */
+export const TOKEN_PATH = '/token';
+
 /** Requested or granted access: actions per repository, and the catalog. */
 export interface Grant {
   readonly repositories: ReadonlyMap<string, ReadonlySet<Action>>;

@@ -16,7 +16,7 @@ import { canonicalPath } from '../registry/path.js';
 import { sendJson, sendRegistryError } from '../registry/answers.js';
 import { accessLogFields, createContext, hasUnreadBody, routeOf, type RequestContext } from '../registry/context.js';
 import { failure } from '../registry/failure.js';
-import { uncoveredScope } from '../registry/grant.js';
+import { TOKEN_PATH, uncoveredScope } from '../registry/grant.js';
 import { clientErrorOn } from './client-error.js';
 import { answerLiveness, answerReadiness } from './health.js';
 import { isUiPath } from '../web/handler.js';
@@ -44,8 +44,6 @@ export interface PipelineDeps {
   readonly events?: ((ctx: RequestContext) => void) | null;
 }
 
-/** Where the token service answers, on the gateway's own origin. */
-export const TOKEN_PATH = '/token';
 
 export function isRegistryPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');

@@ -41,6 +41,13 @@ function closedRequest(method: string, url: string, closed: Closed): RequestCont
 }
 
 describe('eventFromRequest', () => {
+  it('records a token request whose credentials were refused (docker login with a wrong password, --auth token), and no other', () => {
+    const refused = closedRequest('POST', '/token', { status: 401, user: 'bob', failure: failure('auth', 'authentication mismatch'), forwarded: false });
+    expect(eventFromRequest(refused, NOW)).toMatchObject({ action: 'denied', user: 'bob', repository: null, path: '/token', status: 401, reason: 'authentication mismatch' });
+    expect(eventFromRequest(closedRequest('GET', '/token?scope=repository:a:pull', { status: 200, user: 'bob', forwarded: false }), NOW)).toBeNull();
+    expect(eventFromRequest(closedRequest('POST', '/token', { status: 400, user: null, forwarded: false, failure: failure('auth', 'token request refused: grant_type') }), NOW)).toBeNull();
+  });
+
   it('records a manifest pushed by tag, with the digest the registry answered and the request\'s type and size', () => {
     const ctx = closedRequest('PUT', '/v2/team/app/manifests/v1.2?x=1', {
       status: 201,
