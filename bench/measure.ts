@@ -1,6 +1,6 @@
 // One measurement each: a blob pull or push with curl, a wrk run, all against one base URL.
 import { createHash, randomFillSync } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -144,6 +144,64 @@ export async function fetchToken(t: Target, service: string, scope: string): Pro
   return token;
 }
 
+/** The web UI's session cookie, `__Host-registry-session=...`, as a browser sends it back. */
+export const SESSION_COOKIE = '__Host-registry-session';
+
+/**
+ * Signs the target's user (its Basic credentials) in to the gateway's web UI as a browser does:
+ * GET /ui/login (its cookie kept in `jar`, the form's csrf read from the HTML), then POST
+ * /ui/login with the form, that cookie and the gateway's own Origin, which must answer 303 to
+ * `next` with the session cookie. Returns the `Cookie` header value; anything else is an error
+ * with what curl printed.
+ */
+export async function webSignIn(t: Target, jar: string, next: string): Promise<string> {
+  if (t.caFile === undefined || t.credentials === undefined) throw new Error('web UI sign-in needs an https target with credentials');
+  const tls = ['-sS', '--max-time', '30', '--cacert', t.caFile];
+  const loginUrl = `${t.base}/ui/login`;
+  const form = await exec('curl', [...tls, '-c', jar, '-w', '\n%{http_code}', loginUrl], 40_000);
+  const cut = form.stdout.lastIndexOf('\n');
+  const [html, formStatus] = [form.stdout.slice(0, cut), form.stdout.slice(cut + 1)];
+  const csrf = /<input type="hidden" name="csrf" value="([^"]+)">/.exec(html)?.[1];
+  if (form.code !== 0 || formStatus !== '200' || csrf === undefined) {
+    throw new Error(`GET ${loginUrl}: curl exit ${form.code}, HTTP ${formStatus}, no csrf field in ${JSON.stringify(html.slice(0, 300))}\n${form.stderr}`);
+  }
+  const colon = t.credentials.indexOf(':');
+  const fields = { username: t.credentials.slice(0, colon), password: t.credentials.slice(colon + 1), csrf, next };
+  const post = await exec(
+    'curl',
+    [...tls, '-b', jar, '-c', jar, '-H', `Origin: ${t.base}`,
+      ...Object.entries(fields).flatMap(([k, v]) => ['--data-urlencode', `${k}=${v}`]),
+      '-w', '\n%{http_code} %header{location}', loginUrl],
+    40_000,
+  );
+  const postCut = post.stdout.lastIndexOf('\n');
+  const [postBody, [postStatus, location]] = [post.stdout.slice(0, postCut), post.stdout.slice(postCut + 1).split(' ')];
+  let jarText = '';
+  try {
+    jarText = readFileSync(jar, 'utf8');
+  } catch {
+    // no jar: no cookie, reported below
+  }
+  // Netscape cookie file: HttpOnly cookies' lines start with #HttpOnly_; name and value are the last two fields.
+  const session = jarText.split('\n').map((line) => line.split('\t')).find((f) => f.length === 7 && f[5] === SESSION_COOKIE)?.[6];
+  if (post.code !== 0 || postStatus !== '303' || location !== next || session === undefined || session === '') {
+    throw new Error(`POST ${loginUrl} as ${fields.username}: curl exit ${post.code}, HTTP ${postStatus}, Location ${location}, ${session ? 'a' : 'no'} ${SESSION_COOKIE} cookie, page ${JSON.stringify(postBody.slice(0, 300))}\n${post.stderr}`);
+  }
+  return `${SESSION_COOKIE}=${session}`;
+}
+
+/** GET of a web UI page with a session Cookie header: must answer 200 with HTML holding every one of `expect`. */
+export async function webPage(t: Target, cookie: string, path: string, expect: readonly string[]): Promise<void> {
+  const url = `${t.base}${path}`;
+  const r = await exec('curl', ['-sS', '--max-time', '30', ...(t.caFile === undefined ? [] : ['--cacert', t.caFile]), '-H', `Cookie: ${cookie}`, '-w', '\n%{http_code}', url], 40_000);
+  const cut = r.stdout.lastIndexOf('\n');
+  const [body, status] = [r.stdout.slice(0, cut), r.stdout.slice(cut + 1)];
+  const missing = expect.filter((s) => !body.includes(s));
+  if (r.code !== 0 || status !== '200' || missing.length > 0) {
+    throw new Error(`GET ${url} (signed in): curl exit ${r.code}, HTTP ${status}${missing.length > 0 ? `, without ${missing.join(', ')}` : ''} in ${JSON.stringify(body.slice(0, 300))}\n${r.stderr}`);
+  }
+}
+
 export interface WrkResult {
   readonly requests: number;
   readonly seconds: number;
@@ -158,20 +216,31 @@ function toMs(value: string): number {
   return Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000 }[m[2] as 'us' | 'ms' | 's' | 'm'];
 }
 
+export interface WrkOptions {
+  /** Open connections (default 32). */
+  readonly connections?: number;
+  /** More request headers, as `Name: value`. */
+  readonly headers?: readonly string[];
+  /** Path and query to GET instead of the manifest `/v2/REPO/manifests/latest`. */
+  readonly path?: string;
+  /** The Accept header (default the OCI manifest type). */
+  readonly accept?: string;
+}
+
 /**
- * `wrk -c CONNECTIONS -t 2 -d SECONDS --latency` GETs of the manifest with the target's Basic
- * credentials or bearer token (and any `headers`, as `Name: value`). Any non-2xx/3xx answer or
- * socket error fails the run: the numbers would not describe working requests.
+ * `wrk -c CONNECTIONS -t 2 -d SECONDS --latency` GETs of the manifest (or `path`) with the target's
+ * Basic credentials or bearer token (and any `headers`, as `Name: value`). Any non-2xx/3xx answer
+ * or socket error fails the run: the numbers would not describe working requests.
  */
-export async function wrk(t: Target, repo: string, seconds: number, options: { connections?: number; headers?: readonly string[] } = {}): Promise<WrkResult> {
+export async function wrk(t: Target, repo: string, seconds: number, options: WrkOptions = {}): Promise<WrkResult> {
   const connections = options.connections ?? 32;
   const headers = options.headers ?? [];
-  const url = `${t.base}/v2/${repo}/manifests/latest`;
+  const url = `${t.base}${options.path ?? `/v2/${repo}/manifests/latest`}`;
   const header = authorization(t);
   const auth = header === undefined ? [] : ['-H', `Authorization: ${header}`];
   const r = await exec(
     'wrk',
-    ['-c', String(connections), '-t', '2', '-d', `${seconds}s`, '--timeout', '10s', '--latency', '-H', `Accept: ${MANIFEST_TYPE}`, ...auth, ...headers.flatMap((h) => ['-H', h]), url],
+    ['-c', String(connections), '-t', '2', '-d', `${seconds}s`, '--timeout', '10s', '--latency', '-H', `Accept: ${options.accept ?? MANIFEST_TYPE}`, ...auth, ...headers.flatMap((h) => ['-H', h]), url],
     (seconds + 30) * 1000,
   );
   const out = r.stdout;

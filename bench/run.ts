@@ -8,7 +8,7 @@ import { get } from 'node:https';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { authorization, fetchToken, makeBlob, pull, push, seed, wrk, type Blob, type Target, type WrkResult } from './measure.js';
+import { authorization, fetchToken, makeBlob, pull, push, seed, webPage, webSignIn, wrk, type Blob, type Target, type WrkOptions, type WrkResult } from './measure.js';
 import { exec, processTree, startGateway, startNginx, startRegistry, treeCpuSeconds, treeMemory, withPeakMemory, type FrontFiles, type Memory, type Service } from './services.js';
 import { ensureTools, firstLine, frontFiles, logger, machineAndNode, scratch } from './setup.js';
 import { writeHtpasswd } from '../test/helpers/htpasswd.js';
@@ -80,6 +80,8 @@ const FRONTS = ['gateway', 'nginx'] as const;
 // Asks every front for a fresh answer: the gateway then skips its manifest cache, as nginx (the
 // recipe has no cache) always does.
 const FRESH = 'Cache-Control: no-cache';
+/** The web UI page the web UI rows GET, signed in: the seeded repository's tags. */
+const WEB_PAGE = `/ui/repository?name=${encodeURIComponent(REPO)}`;
 type Front = (typeof FRONTS)[number];
 
 const log = logger('bench');
@@ -134,9 +136,9 @@ async function versions(): Promise<Record<string, string>> {
 }
 
 /** A wrk run through `service`, with the CPU its processes spent per request, in µs. */
-async function wrkWithCpu(service: Service, t: Target, seconds: number, headers: readonly string[] = []): Promise<{ r: WrkResult; cpuUs: number }> {
+async function wrkWithCpu(service: Service, t: Target, seconds: number, options: WrkOptions = {}): Promise<{ r: WrkResult; cpuUs: number }> {
   const cpu = treeCpuSeconds(service.pid);
-  const r = await wrk(t, REPO, seconds, { headers });
+  const r = await wrk(t, REPO, seconds, options);
   return { r, cpuUs: ((treeCpuSeconds(service.pid) - cpu) / r.requests) * 1e6 };
 }
 
@@ -244,11 +246,26 @@ async function main(): Promise<number> {
     const tls = { gateway: await tlsOf(gateway.port, files.caFile), nginx: await tlsOf(nginx.port, files.caFile) };
     const idle = treeMemory(gateway.pid);
 
+    // The web UI, signed in once as the apr1 user (as a browser: the form, its CSRF token and
+    // cookie, the gateway's own Origin); its session cookie is all the page requests carry.
+    log(`web UI: signing the apr1 user in to the gateway, then GET ${WEB_PAGE} with the session cookie`);
+    const webTarget: Target = { base: `https://127.0.0.1:${gateway.port}`, caFile: files.caFile };
+    const webCookie = await webSignIn(target('gateway', 'apr1'), join(tmp, 'web-cookies.txt'), WEB_PAGE);
+    const webOptions: WrkOptions = { path: WEB_PAGE, accept: 'text/html', headers: [`Cookie: ${webCookie}`] };
+    // A 303 to the sign-in form would pass wrk as a 3xx: each round first checks the page is the right one.
+    const checkWebPage = () => webPage(webTarget, webCookie, WEB_PAGE, [REPO, 'latest']);
+    await checkWebPage();
+
     // The cached Basic rows that the token-mode rows are set against.
     const apr1Rps: Row = { label: 'apr1 user, requests/s', gateway: [], nginx: [], unit: 'req/s', minRatio: 1.0 };
     const apr1P99: Row = { label: 'apr1 user, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2 };
     const apr1Cpu: Row = { label: 'front CPU per apr1 request, µs (less is better)', gateway: [], nginx: [], unit: 'µs' };
     const cachedBasic = (row: Row) => ({ row, name: 'vs the apr1 (cached Basic) row' });
+    // The every-request-to-the-registry rows that the web UI rows are set against.
+    const freshRps: Row = { label: `apr1 user, every request to the registry (${FRESH}), requests/s`, gateway: [], nginx: [], unit: 'req/s' };
+    const freshP99: Row = { label: `apr1 user, every request to the registry, p99 latency ms`, gateway: [], nginx: [], unit: 'ms', digits: 2 };
+    const freshCpu: Row = { label: 'front CPU per apr1 request to the registry, µs (less is better)', gateway: [], nginx: [], unit: 'µs' };
+    const fresh = (row: Row) => ({ row, name: 'vs the every-request-to-the-registry row' });
     const rows = {
       pull: { label: 'blob pull, MB/s', gateway: [], nginx: [], unit: 'MB/s', minRatio: 1.1 } as Row,
       push: { label: 'blob push, MB/s', gateway: [], nginx: [], unit: 'MB/s', minRatio: 1.0 } as Row,
@@ -262,15 +279,20 @@ async function main(): Promise<number> {
       // the gateway alone, set against its cached Basic rows.
       tokenRps: { label: 'bearer token (--auth token), requests/s', gateway: [], nginx: [], unit: 'req/s', versus: cachedBasic(apr1Rps) } as Row,
       tokenP99: { label: 'bearer token, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2, versus: cachedBasic(apr1P99) } as Row,
-      freshRps: { label: `apr1 user, every request to the registry (${FRESH}), requests/s`, gateway: [], nginx: [], unit: 'req/s' } as Row,
-      freshP99: { label: `apr1 user, every request to the registry, p99 latency ms`, gateway: [], nginx: [], unit: 'ms', digits: 2 } as Row,
+      freshRps,
+      freshP99,
+      // The gateway's web UI (nginx has none): a repository page, signed in, reads the tag list,
+      // the manifest and its config from the registry, set against the gateway's fresh rows.
+      webRps: { label: `web UI repository page (GET ${WEB_PAGE}, signed in), requests/s`, gateway: [], nginx: [], unit: 'req/s', versus: fresh(freshRps) } as Row,
+      webP99: { label: 'web UI repository page, p99 latency ms', gateway: [], nginx: [], unit: 'ms', digits: 2, versus: fresh(freshP99) } as Row,
       // The front's own CPU time (all its processes, user + system) per unit of work: less noisy
       // than throughput on a machine whose cores the registry, curl and wrk share.
       pullCpu: { label: 'front CPU per GB pulled, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
       pushCpu: { label: 'front CPU per GB pushed, s (less is better)', gateway: [], nginx: [], unit: 's', digits: 2 } as Row,
       apr1Cpu,
       tokenCpu: { label: 'front CPU per bearer-token request, µs (less is better)', gateway: [], nginx: [], unit: 'µs', versus: cachedBasic(apr1Cpu) } as Row,
-      freshCpu: { label: 'front CPU per apr1 request to the registry, µs (less is better)', gateway: [], nginx: [], unit: 'µs' } as Row,
+      freshCpu,
+      webCpu: { label: 'front CPU per web UI page, µs (less is better)', gateway: [], nginx: [], unit: 'µs', versus: fresh(freshCpu) } as Row,
       // A second registry signing users in itself (at the least bcrypt cost it accepts), both
       // fronts passing Authorization on: the gateway with --auth upstream, nginx without auth_basic.
       ownRps: { label: `registry's own auth (--auth upstream; registry htpasswd, bcrypt cost ${REGISTRY_BCRYPT_COST}), requests/s`, gateway: [], nginx: [], unit: 'req/s' } as Row,
@@ -286,8 +308,8 @@ async function main(): Promise<number> {
       record(rows[`${prefix}P99`], front, r.p99ms);
     };
     /** A wrk run through `service` with its CPU, into the rows `${prefix}Rps`, `${prefix}P99` and `${prefix}Cpu`. */
-    const recordWrkWithCpu = async (prefix: 'fresh' | 'own' | 'token', what: string, front: Front, service: Service, t: Target, headers: readonly string[] = []) => {
-      const { r, cpuUs } = await wrkWithCpu(service, t, opts.wrkSeconds, headers);
+    const recordWrkWithCpu = async (prefix: 'fresh' | 'own' | 'token' | 'web', what: string, front: Front, service: Service, t: Target, options: WrkOptions = {}) => {
+      const { r, cpuUs } = await wrkWithCpu(service, t, opts.wrkSeconds, options);
       record(rows[`${prefix}Rps`], front, r.rps);
       record(rows[`${prefix}P99`], front, r.p99ms);
       record(rows[`${prefix}Cpu`], front, cpuUs);
@@ -330,7 +352,10 @@ async function main(): Promise<number> {
       }
       // The apr1 run again in token mode, with a token fetched just before it.
       await recordWrkWithCpu('token', 'apr1 with a bearer token (--auth token)', 'gateway', tokenGateway, await bearerTarget());
-      for (const front of FRONTS) await recordWrkWithCpu('fresh', `apr1, ${FRESH}`, front, services[front], target(front, 'apr1'), [FRESH]);
+      for (const front of FRONTS) await recordWrkWithCpu('fresh', `apr1, ${FRESH}`, front, services[front], target(front, 'apr1'), { headers: [FRESH] });
+      // Right after the fresh runs it is set against: the web UI page, signed in.
+      await checkWebPage();
+      await recordWrkWithCpu('web', `web UI ${WEB_PAGE}, signed in`, 'gateway', gateway, webTarget, webOptions);
       const upWrk = await wrk(upstream, REPO, opts.wrkSeconds);
       ceiling.rps.push(upWrk.rps);
       log(`  wrk upstream: ${upWrk.rps.toFixed(0)} req/s, p50 ${upWrk.p50ms} ms, p99 ${upWrk.p99ms} ms`);
@@ -434,6 +459,7 @@ ${new Date().toISOString().slice(0, 10)}, \`npm run bench -- --blob-mib ${opts.b
 - gateway: \`serve --log-level warn\`, ${opts.workers === null ? 'default' : opts.workers} workers (${processes('gateway')} processes); RSS after the warm-up ${fmt(idle.rssMiB, 1)} MiB (PSS ${fmt(idle.pssMiB, 1)})
 - nginx: the distribution docs' "Authenticate proxy with nginx" recipe, \`worker_processes auto\` (${processes('nginx')} processes), \`access_log off\`
 - registry's own auth rows: a second registry with \`auth: htpasswd\` (bcrypt cost ${REGISTRY_BCRYPT_COST}), behind a second gateway (\`serve --auth upstream --log-level warn\`, ${processTree(own.fronts.gateway.pid).length} processes) and a second nginx (the recipe without \`auth_basic\`, ${processTree(own.fronts.nginx.pid).length} processes)
+- web UI rows: the gateway's own web UI (nginx has none), \`GET ${WEB_PAGE}\` with the apr1 user's session cookie; set against the gateway's every-request-to-the-registry rows
 - token rows: a third gateway (\`serve --auth token --token-ttl ${TOKEN_TTL_S} --log-level warn\`, ${processTree(tokenGateway.pid).length} processes) with the same certificate, users and registry; nginx has no such mode, so these rows are set against the gateway's apr1 rows
 - 1-minute load average ${loadAtStart.toFixed(2)} at the start, ${loadavg()[0]!.toFixed(2)} at the end (anything else running shares the cores)
 - TLS as negotiated by OpenSSL's client: gateway ${tls.gateway}, nginx ${tls.nginx}; the same EC P-256 certificate
@@ -495,6 +521,16 @@ Gateway RSS (MiB) after each 5 s run of small requests, from ${fmt(before.rssMiB
   answers from the same manifest cache: a small GET with a token should cost no more than a cached
   Basic one. nginx has no token mode, so the ratio of these rows is token / cached Basic (the
   gateway's apr1 rows), round by round.
+- Web UI: once per run the apr1 user signs in to the gateway's web UI with curl, as a browser does
+  (GET /ui/login for the form's CSRF token and its cookie, then POST /ui/login with the form, that
+  cookie and the gateway's own \`Origin\`, answered 303 with the session cookie). Each round, right
+  after the "every request to the registry" runs, curl checks that \`${WEB_PAGE}\` answers 200
+  with the repository's tag (a lost session would answer a 303 that wrk counts as a success), then
+  the same wrk run GETs that page with \`Cookie: __Host-registry-session=...\` and
+  \`Accept: text/html\` (no Authorization); front CPU is measured as above. The gateway checks the
+  session's signature and renders the page from the registry each time: the tag list, the tag's
+  manifest and its config blob, three registry requests per page. nginx has no web UI, so the
+  ratio of these rows is page / request to the registry (the gateway's fresh rows), round by round.
 `;
     await writeFile(opts.out, report);
     console.log(`\n${lines.join('\n')}\n`);
