@@ -14,8 +14,8 @@ import { ACCEPTED_BODY_TYPES, bodyTypeProblem } from './body-type.js';
 import { firstRefusedNeed } from './decide.js';
 import type { AccessPolicy } from './policy.js';
 
-/** `insufficient`: the request's token lacks the scope (ctx.failure says which); the caller answers with its scheme's 401. */
-export type Authorized = 'forward' | 'catalog' | 'denied' | 'insufficient';
+/** `insufficient`: the scope the request's token lacks; the caller answers with its scheme's 401. */
+export type Authorized = 'forward' | 'catalog' | 'denied' | { readonly insufficient: string };
 
 // Manifest pushes and deletes are audited; an upload start may name a mount source.
 const NEEDS_MAPPING_WITHOUT_POLICY = new Set(['PUT', 'DELETE', 'POST']);
@@ -51,7 +51,7 @@ export function authorize(ctx: RequestContext, policy: AccessPolicy | null, log:
   if (missing !== null) {
     ctx.failure = failure('auth', `token lacks scope ${missing}`);
     log.info({ audit: 'denied', user: ctx.user, remote: ctx.remoteAddress, method: ctx.req.method, path: ctx.path, scope: missing, reason: 'insufficient scope' }, 'access denied');
-    return 'insufficient';
+    return { insufficient: missing };
   }
   if (policy === null) {
     auditWhenStored(ctx, access, log);

@@ -11,8 +11,8 @@ import type { Grant } from '../registry/grant.js';
 import type { RequestAccess } from '../registry/routes.js';
 
 /** Why a request was refused sign-in, for metrics: a small fixed set. */
-export type AuthFailure = 'missing' | 'malformed' | 'mismatch' | 'throttled' | 'busy';
-export const AUTH_FAILURES: readonly AuthFailure[] = ['missing', 'malformed', 'mismatch', 'throttled', 'busy'];
+export type AuthFailure = 'missing' | 'malformed' | 'mismatch' | 'throttled' | 'busy' | 'scope';
+export const AUTH_FAILURES: readonly AuthFailure[] = ['missing', 'malformed', 'mismatch', 'throttled', 'busy', 'scope'];
 
 /** What a scheme sees of a request. */
 export interface AuthRequest {

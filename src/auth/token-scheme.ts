@@ -89,7 +89,7 @@ export function createTokenScheme(options: TokenSchemeOptions): AuthScheme {
     },
     insufficientScope(request, scope) {
       return {
-        ...unauthorized(request, 'mismatch', `token lacks scope ${scope}`, null),
+        ...unauthorized(request, 'scope', `token lacks scope ${scope}`, null),
         headers: { 'www-authenticate': challenge(request, { scope, error: 'insufficient_scope' }) },
       };
     },

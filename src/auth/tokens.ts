@@ -53,14 +53,26 @@ export interface Tokens {
   bindingOf(user: string): string | null;
 }
 
+/** Users whose binding is kept; only users of the htpasswd file are ever kept, so this is never reached in practice. */
+const MAX_REMEMBERED_BINDINGS = 100_000;
+
 export function createTokens(settings: TokenSettings): Tokens {
   const { keys, service } = settings;
   const keySet = createLocalJWKSet({ keys: [...keys.verifying] });
   const algorithms = [...new Set(keys.verifying.map((k) => k.alg as string))];
 
+  // Asked on every request a remembered token makes: the digest is kept per user, and made again
+  // only when the user's hash is another one (a new password).
+  const bindings = new Map<string, { readonly hash: string; readonly binding: string }>();
   const bindingOf = (user: string): string | null => {
     const hash = settings.hashOf(user);
-    return hash === undefined ? null : createHash('sha256').update(`${user}\n${hash}`).digest('base64url').slice(0, 22);
+    if (hash === undefined) return null;
+    const known = bindings.get(user);
+    if (known !== undefined && known.hash === hash) return known.binding;
+    if (bindings.size >= MAX_REMEMBERED_BINDINGS) bindings.clear();
+    const binding = createHash('sha256').update(`${user}\n${hash}`).digest('base64url').slice(0, 22);
+    bindings.set(user, { hash, binding });
+    return binding;
   };
 
   const sign = async (typ: string, user: string, claims: JWTPayload, ttlS: number, now: Date): Promise<IssuedToken> => {

@@ -16,7 +16,7 @@ import { canonicalPath } from '../registry/path.js';
 import { sendJson, sendRegistryError } from '../registry/answers.js';
 import { accessLogFields, createContext, hasUnreadBody, routeOf, type RequestContext } from '../registry/context.js';
 import { failure } from '../registry/failure.js';
-import { TOKEN_PATH, uncoveredScope } from '../registry/grant.js';
+import { TOKEN_PATH } from '../registry/grant.js';
 import { clientErrorOn } from './client-error.js';
 import { answerLiveness, answerReadiness } from './health.js';
 import { isUiPath } from '../web/handler.js';
@@ -185,9 +185,9 @@ function proxy(ctx: RequestContext, deps: PipelineDeps): void {
   const policy = deps.access?.policy() ?? null;
   const authorized = authorize(ctx, policy, deps.log);
   if (authorized === 'denied') return;
-  if (authorized === 'insufficient') {
+  if (typeof authorized === 'object') {
     // The token's own scheme says how to ask for a token with the scope the request needs.
-    refuseSignIn(ctx, deps, deps.auth.insufficientScope!(authRequest(ctx), uncoveredScope(ctx.grant!, routeOf(ctx))!));
+    refuseSignIn(ctx, deps, deps.auth.insufficientScope!(authRequest(ctx), authorized.insufficient));
     return;
   }
   if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();

@@ -195,6 +195,12 @@ describe('tokens on /v2/', () => {
     expect((await stack.request('/v2/team/app/manifests/v1', withToken(token, { method: 'DELETE' }))).status).toBe(401);
     const line = await eventuallyValue(() => stack.logLines().find((l) => l.audit === 'denied' && l.scope === 'repository:team/app:delete'));
     expect(line).toMatchObject({ user: 'alice', reason: 'insufficient scope' });
+    // A refusal on record, naming the user and the scope the token lacked.
+    const recorded = await eventuallyValue(async () => {
+      const lines = (await readFile(join(stack.pki.dir, 'events.jsonl'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+      return lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.reason === 'token lacks scope repository:team/app:delete');
+    }, 5_000);
+    expect(recorded).toMatchObject({ action: 'denied', user: 'alice', repository: 'team/app', status: 401 });
   });
 
   it('take a rule removed from the access file into account before the token expires (403)', async () => {
