@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { EventsConfig } from '../config/types.js';
 import type { GatewayEvent } from '../events/event.js';
-import { openEventStore } from '../events/store.js';
+import { openEventStore, type EventStore } from '../events/store.js';
+import { invalidConfiguration } from '../config/load.js';
 import { createWebhooks, type Webhooks } from '../events/webhooks.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
 
@@ -38,7 +39,13 @@ export async function openEventRecord(options: EventRecordOptions): Promise<Even
 }
 
 async function openOwnRecord({ config, log, metrics }: EventRecordOptions): Promise<EventRecord> {
-  const store = await openEventStore({ file: config.file, maxEvents: config.maxEvents, maxAgeMs: config.maxAgeMs, log });
+  let store: EventStore;
+  try {
+    store = await openEventStore({ file: config.file, maxEvents: config.maxEvents, maxAgeMs: config.maxAgeMs, log });
+  } catch (err) {
+    // The file the user named (or its default) is not usable: said like any other bad setting.
+    throw invalidConfiguration([`--events-file/GATEWAY_EVENTS_FILE: ${(err as Error).message}; or point --events-file at a file the gateway may read and write`]);
+  }
   const webhooks: Webhooks | null =
     config.webhooks.length === 0
       ? null

@@ -199,15 +199,14 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   const challenges = certificates.challenges;
   const stopAlpn = challenges ? answerAlpnChallenges(server, challenges) : () => undefined;
   const stopAcmeSync = isAcmeSource(certificates) && config.workers > 1 ? syncAcmeChallenges(certificates) : () => undefined;
+  // Opened before listening: nothing may be awaited between accepting connections and handling
+  // their requests (a request emitted with no handler would never be answered).
+  const record = await openEventRecord({ config: config.events, log, metrics });
   const port = await listen(server, config.listen.host, config.listen.port, options.listening);
-  const acmeHttp = challenges && config.tls.acme?.httpListen && !options.listening
-    ? await startHttpChallengeListener({ ...config.tls.acme.httpListen, keyAuthorization: challenges.keyAuthorization, httpsPort: config.tls.acme.httpsPort === 443 ? null : config.tls.acme.httpsPort })
-    : null;
   const sync = config.manifestCacheMs > 0 && config.workers > 1 ? createManifestSync({ log }) : null;
   const auth = signIn.scheme;
   const forwarding = forwardingSettings(config, port, log, sync, auth.challenge);
   const stopSharing = forwarding.manifests && sync ? sync.receive(forwarding.manifests) : () => undefined;
-  const record = await openEventRecord({ config: config.events, log, metrics });
   const web =
     config.ui !== null && setup.sessionKey !== null && signIn.basic !== null && signIn.authenticator !== null
       ? createWebUi({
@@ -243,6 +242,9 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
   server.on('request', handler);
   // Answer `Expect: 100-continue` only once the credentials are checked.
   server.on('checkContinue', handler);
+  const acmeHttp = challenges && config.tls.acme?.httpListen && !options.listening
+    ? await startHttpChallengeListener({ ...config.tls.acme.httpListen, keyAuthorization: challenges.keyAuthorization, httpsPort: config.tls.acme.httpsPort === 443 ? null : config.tls.acme.httpsPort })
+    : null;
   if (config.auth === 'upstream') {
     log.info({ listen: `${config.listen.host}:${port}`, upstream: forwarding.upstream.origin, auth: 'upstream' }, 'registry-gateway listening');
     // Said at every start: whoever reads the log must know that the gateway lets every request through.

@@ -129,6 +129,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** The loopback address to connect from (127.0.0.2 ...), to be another client. */
   localAddress?: string;
+  /** Fail when no answer has come within this long; none by default. */
+  timeoutMs?: number;
 }
 
 export interface ProcessResponse {
@@ -193,7 +195,8 @@ export async function startGatewayProcess(args: readonly string[], options: Gate
     if (processes > 1 && (cli.output().match(/registry-gateway listening/g) ?? []).length < processes) return false;
     try {
       if (metricsUrl !== undefined) await getText(metricsUrl);
-      return (await httpsRequest(target, '/healthz', {})).status === 200;
+      // Bounded: a gateway that accepts but never answers must fail the wait, not hang it.
+      return (await httpsRequest(target, '/healthz', { timeoutMs: 5_000 })).status === 200;
     } catch {
       return false;
     }
@@ -285,6 +288,7 @@ function httpsRequest({ address, port, ca, serverName }: Target, path: string, o
       },
     );
     req.on('error', fail);
+    if (options.timeoutMs !== undefined) req.setTimeout(options.timeoutMs, () => req.destroy(new Error(`no answer to ${path} within ${options.timeoutMs} ms`)));
     req.end(options.body);
   });
 }
