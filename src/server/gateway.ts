@@ -216,6 +216,7 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
           hashOf: signIn.authenticator.hashOf,
           access,
           upstream: forwarding.upstream,
+          manifests: forwarding.manifests,
           record,
           publicUrl: config.publicUrl,
           log,

@@ -7,6 +7,7 @@ import { isAllowed } from '../access/decide.js';
 import type { AuthScheme } from '../auth/scheme.js';
 import type { UiConfig } from '../config/types.js';
 import type { GatewayMetrics } from '../metrics/gateway-metrics.js';
+import type { ManifestCache } from '../proxy/manifest-cache.js';
 import type { Upstream } from '../proxy/upstream.js';
 import type { RequestContext } from '../registry/context.js';
 import { createWebHandler, type WebSignIn } from '../web/handler.js';
@@ -24,6 +25,8 @@ export interface WebUiOptions {
   readonly hashOf: (user: string) => string | undefined;
   readonly access: AccessControl | null;
   readonly upstream: Upstream;
+  /** The manifest cache, whose copies a delete here must drop; null when it is off. */
+  readonly manifests: ManifestCache | null;
   readonly record: EventRecord;
   readonly publicUrl: URL | null;
   readonly log: Logger;
@@ -51,6 +54,11 @@ export function createWebUi(options: WebUiOptions): (ctx: RequestContext) => Pro
     },
     upstream: options.upstream,
     record: options.record,
+    changed: (repository) =>
+      new Promise<void>((resolve) => {
+        if (options.manifests === null) resolve();
+        else options.manifests.changed(repository, resolve);
+      }),
     publicUrl: options.publicUrl,
     log: options.log,
   });

@@ -42,6 +42,8 @@ export interface WebDeps {
     lastPush(repository: string, tag: string | null, digest: string | null): Promise<GatewayEvent | null>;
     add(event: GatewayEvent): void;
   };
+  /** A repository changed behind the API (a delete here): resolves once no process serves a copy of its manifests any more. */
+  changed(repository: string): Promise<void>;
   /** The origin clients use (--public-url), or null: the request's own Host. */
   readonly publicUrl: URL | null;
   readonly log: Logger;
@@ -237,6 +239,8 @@ async function deleteAndReturn(ctx: RequestContext, deps: WebDeps, session: Sess
     deps.log.warn({ user: session.user, repository, reference: target, status: deleted.status }, `web UI delete refused by the registry: ${deleted.message}`);
     return send(ctx, deleted.status >= 500 ? 502 : 409, messagePage(page(session, 'Not deleted', deleted.message, deleted.status >= 500 ? 502 : 409)));
   }
+  // As for a delete through /v2/: the next pull, from any process, must not get a copy of what is gone.
+  await deps.changed(repository);
   deps.record.add(uiEvent(ctx, { action: 'delete', repository, tag: what === 'tag' ? reference : null, digest }));
   deps.log.info({ user: session.user, repository, reference: target }, 'deleted through the web UI');
   const label = what === 'manifest' ? `${repository}@${digest}` : `${repository}:${reference}`;

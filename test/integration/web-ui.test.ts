@@ -163,12 +163,15 @@ describe('the web UI over HTTPS', { timeout: 60_000 }, () => {
     expect((await stack.request('/v2/team-a/app/manifests/1', { method: 'HEAD', headers: { accept: OCI_MANIFEST } })).status).toBe(200);
 
     await pushImage(stack, 'team-a/app', 'old');
+    // Pulled just before: the gateway's manifest cache holds a copy the delete must drop.
+    expect((await stack.request('/v2/team-a/app/manifests/old', { headers: { accept: OCI_MANIFEST } })).status).toBe(200);
     const alice = await signIn('alice');
     const confirm = await stack.request('/ui/delete?name=team-a%2Fapp&reference=old', { auth: false, headers: { cookie: alice.cookie } });
     expect(confirm.status).toBe(200);
     const done = await post('/ui/delete', { csrf: alice.csrf, name: 'team-a/app', reference: 'old', what: 'manifest' }, { cookie: alice.cookie });
     expect(done.status, done.text).toBe(303);
     expect((await stack.request('/v2/team-a/app/manifests/old', { method: 'HEAD', headers: { accept: OCI_MANIFEST } })).status).toBe(404);
+    expect((await stack.request('/v2/team-a/app/manifests/old', { headers: { accept: OCI_MANIFEST } })).status).toBe(404);
     expect(await eventually(async () => (await recorded()).some((e) => e.action === 'delete' && e.user === 'alice' && e.repository === 'team-a/app' && e.via === 'ui'), 5_000)).toBe(true);
   });
 
