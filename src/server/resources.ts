@@ -91,8 +91,6 @@ async function readConfigFiles(
   const missing = !startable ? 'ignore' : options.primary ? 'make' : 'problem';
   const token = files.tokenKey === null ? null : await openTokenKeys(files.tokenKey.file, files.tokenKey.source, { missing });
   others.push(...(token?.problems ?? []));
-  const session = files.sessionKey === null ? null : await openSessionKey(files.sessionKey.file, files.sessionKey.source, { missing });
-  others.push(...(session?.problems ?? []));
   // One process looks at the certificate against the names clients use: the primary, before any worker starts.
   const looks = startable && options.primary;
   const input = {
@@ -116,6 +114,11 @@ async function readConfigFiles(
   }
   const problems = [...wanted.problems, ...certificates.problems, ...others];
   const source = certificates.source;
+  // The web UI's session secret is made last, only for a start that goes on: a refused start
+  // leaves no file behind (nor the folder of a certificate path that does not exist).
+  const sessionMissing = problems.length === 0 && source !== null && (token === null || token.keys !== null) ? missing : 'ignore';
+  const session = files.sessionKey === null ? null : await openSessionKey(files.sessionKey.file, files.sessionKey.source, { missing: sessionMissing });
+  problems.push(...(session?.problems ?? []));
   if (problems.length > 0 || source === null || (token !== null && token.keys === null) || (session !== null && session.key === null)) return { setup: null, problems };
   return {
     setup: {

@@ -45,8 +45,15 @@ describe('health endpoints and paths outside /v2/', () => {
     expect(about).toEqual([]);
   });
 
+  it('answers / with the web UI (its sign-in), never the registry\'s own 200', async () => {
+    const res = await stack.request('/', { auth: false });
+    expect(res.status).toBe(303);
+    expect(res.headers.location).toBe('/ui/login?next=%2F');
+    expect(res.headers['docker-distribution-api-version']).toBeUndefined();
+  });
+
   // The registry itself answers 200 on `/`: a 404 here shows the gateway did not forward it.
-  const outside = ['/', '/v1/_ping', '/v2x', '/v20/', '/healthz/extra', '/metrics', '/debug/vars', '/favicon.ico'];
+  const outside = ['/v1/_ping', '/v2x', '/v20/', '/healthz/extra', '/metrics', '/debug/vars', '/favicon.ico'];
   for (const path of outside) {
     it(`answers ${path} with 404, with or without credentials`, async () => {
       const anonymous = await stack.request(path, { auth: false });
