@@ -55,6 +55,12 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       log.info({ tokenKey: setup.tokenKeys.file }, `made the key that signs tokens, ${setup.tokenKeys.file} (mode 600): keep it with the certificates; every process and replica given it accepts the others' tokens`);
     }
     if (cluster.isPrimary) for (const warning of setup.tls.warnings) log.warn({ cert: config.tls.certFile }, warning);
+    // Taken from here on: a SIGTERM while the gateway is still starting (it may already say it
+    // listens) stops it cleanly once started, instead of killing it mid-way.
+    const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    });
     const clustered = config.workers > 1;
     const listening = clustered && cluster.isWorker ? await receiveListeningSocket() : undefined;
     const gateway = await startGateway(setup, { logger: log, listening });
@@ -87,10 +93,7 @@ export async function serve(argv: string[], env: NodeJS.ProcessEnv = process.env
       void gateway.reload();
     };
     process.on('SIGHUP', onHangup);
-    const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    });
+    const signal = await stopSignal;
     log.info({ signal, graceMs: config.timeouts.shutdownMs }, 'shutting down: finishing in-flight requests');
     process.off('SIGHUP', onHangup);
     stopCertificateChecks?.();
