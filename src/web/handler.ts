@@ -122,10 +122,9 @@ async function logIn(ctx: RequestContext, deps: WebDeps): Promise<void> {
   }
   ctx.user = outcome.user;
   const started = deps.sessions.start(outcome.user);
-  redirect(ctx, next, { 'set-cookie': [started.cookie, expiredLoginCookie] });
+  redirect(ctx, next, { 'set-cookie': [started.cookie, deps.sessions.loginCleared] });
 }
 
-const expiredLoginCookie = '__Host-registry-login=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0';
 
 /** A signed-in POST (its Origin already checked): its form, once its CSRF token holds; null when it was answered. */
 async function readPost(ctx: RequestContext, deps: WebDeps, session: Session): Promise<URLSearchParams | null> {

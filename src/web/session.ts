@@ -42,6 +42,8 @@ export interface Sessions {
   read(cookieHeader: string | undefined): Session | null;
   /** The Set-Cookie value that removes the session from the browser. */
   readonly cleared: string;
+  /** The Set-Cookie value that removes a login form's nonce, once signed in. */
+  readonly loginCleared: string;
   /** A login form's nonce cookie and the token its form carries. */
   loginForm(): { readonly cookie: string; readonly csrf: string };
   /** Whether a login form's token matches the nonce cookie the request carries. */
@@ -94,7 +96,8 @@ export function createSessions(options: SessionOptions): Sessions {
       if (hash === undefined || !tokenMatches(binding(u, hash), b)) return null;
       return { user: u, csrf: csrfOf(sid), expiresAt: new Date(exp * 1000) };
     },
-    cleared: `${SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0`,
+    cleared: cookie(SESSION_COOKIE, '', 0),
+    loginCleared: cookie(LOGIN_COOKIE, '', 0),
     loginForm() {
       const nonce = randomBytes(16).toString('base64url');
       return { cookie: cookie(LOGIN_COOKIE, nonce, LOGIN_FORM_TTL_S), csrf: mac('login', nonce).toString('base64url') };
