@@ -35,7 +35,6 @@ import { createTokenEndpoint } from './token-endpoint.js';
 import type { RequestContext } from '../registry/context.js';
 import type { GatewaySetup } from './resources.js';
 import { eventFromRequest } from '../events/capture.js';
-import { isUiPath } from '../web/handler.js';
 import { openEventRecord } from './event-record.js';
 import { createWebUi } from './web-ui.js';
 
@@ -233,8 +232,8 @@ export async function startGateway(setup: GatewaySetup, options: StartOptions = 
     access,
     tokenEndpoint: signIn.tokenEndpoint ?? null,
     web,
+    // Only /v2/ and /token requests make events here; the UI records its own, knowing what it did.
     events: (ctx) => {
-      if (isUiPath(ctx.path)) return; // the UI records its own, knowing what it did
       const event = eventFromRequest(ctx);
       if (event !== null) record.add(event);
     },
