@@ -190,12 +190,15 @@ async function showRepository(ctx: RequestContext, deps: WebDeps, session: Sessi
   const names = await listTags(deps.upstream, repository, { after: query.get('last'), limit: TAGS_PER_PAGE });
   if (names === null) return notFound(ctx, session, repository);
   const described = await describeTags(deps.upstream, repository, names.items);
-  const tags: TagView[] = [];
-  for (const tag of described) {
-    if (tag === null) continue;
-    const pushed = await deps.record.lastPush(repository, tag.tag, tag.digest);
-    tags.push({ ...tag, pushedBy: pushed?.user ?? null, pushedAt: pushed?.timestamp ?? null });
-  }
+  // Asked all at once: with --workers each question is a round trip to the process that keeps the record.
+  const tags: TagView[] = await Promise.all(
+    described
+      .filter((tag) => tag !== null)
+      .map(async (tag) => {
+        const pushed = await deps.record.lastPush(repository, tag.tag, tag.digest);
+        return { ...tag, pushedBy: pushed?.user ?? null, pushedAt: pushed?.timestamp ?? null };
+      }),
+  );
   const message = query.get('deleted');
   send(ctx, 200, repositoryPage({
     user: session.user,
