@@ -1,5 +1,5 @@
-// The processes a benchmark run starts (registry, nginx, gateway) and the commands it runs (curl,
-// wrk), all on 127.0.0.1, all tracked so that every one is stopped on exit, failure or Ctrl-C.
+// The processes a benchmark run starts (registry, nginx, Caddy, gateway) and the commands it runs
+// (curl, wrk), all on 127.0.0.1, all tracked so that every one is stopped on exit, failure or Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -322,6 +322,118 @@ export async function startNginx(dir: string, files: FrontFiles, upstreamPort: n
   });
 }
 
+/** The bcrypt lines of an htpasswd file's text, as `[user, hash]`: the only hashes Caddy reads. */
+export function bcryptAccounts(htpasswdText: string): [string, string][] {
+  return htpasswdText
+    .split('\n')
+    .map((line) => line.trim().split(':'))
+    .filter((f): f is [string, string] => f.length === 2 && /^\$2[aby]\$/.test(f[1]!));
+}
+
+/**
+ * Caddy (JSON configuration, no Caddyfile) as the same front as nginxConfig()'s recipe: TLS from the
+ * same certificate files and no certificate management at all (automatic HTTPS off, no ACME, admin
+ * endpoint off, nothing persisted), HTTP/1.1 as nginx and the gateway serve it, Basic auth against
+ * the htpasswd file's bcrypt users with Caddy's cache of verified passwords, a streaming keep-alive
+ * reverse_proxy on /v2/ only, the API-version header on Caddy's own answers. Warnings only, no
+ * access log. With `auth: 'upstream'`, no authentication handler: Caddy passes Authorization on.
+ * `htpasswdText` is the htpasswd file's content (its apr1 lines are left out: Caddy has no apr1).
+ */
+export function caddyConfig(o: FrontFiles & { dir: string; port: number; upstreamPort: number; auth: FrontAuth; htpasswdText: string }): string {
+  const accounts = bcryptAccounts(o.htpasswdText);
+  if (o.auth === 'basic' && accounts.length === 0) throw new Error(`caddyConfig: no bcrypt user in the htpasswd file ${o.htpasswd}`);
+  const authentication = {
+    handler: 'authentication',
+    providers: {
+      http_basic: {
+        // Caddy 2.6 takes a hash starting with '$' as it stands (a base64 of it works too, the
+        // older form it still reads); Go's bcrypt reads Apache's $2y$ hashes.
+        accounts: accounts.map(([username, password]) => ({ username, password })),
+        hash: { algorithm: 'bcrypt' },
+        // Remembers the passwords it has verified: a bcrypt user costs one verification, not one a request.
+        hash_cache: {},
+        realm: 'Registry realm',
+      },
+    },
+  };
+  const config = {
+    admin: { disabled: true, config: { persist: false } },
+    logging: { logs: { default: { writer: { output: 'file', filename: join(o.dir, 'caddy.log') }, level: 'WARN' } } },
+    storage: { module: 'file_system', root: join(o.dir, 'storage') },
+    apps: {
+      tls: { certificates: { load_files: [{ certificate: o.cert, key: o.key }] } },
+      http: {
+        servers: {
+          bench: {
+            listen: [`127.0.0.1:${o.port}`],
+            // h1 only: curl would otherwise pick h2 (nginx's recipe and the gateway serve HTTP/1.1),
+            // and the default h3 would open a UDP listener too.
+            protocols: ['h1'],
+            automatic_https: { disable: true },
+            tls_connection_policies: [{}],
+            routes: [
+              {
+                match: [{ path: ['/v2/*'] }],
+                terminal: true,
+                handle: [
+                  ...(o.auth === 'basic' ? [authentication] : []),
+                  {
+                    handler: 'reverse_proxy',
+                    upstreams: [{ dial: `127.0.0.1:${o.upstreamPort}` }],
+                    // Streams both ways; Host goes on as the client sent it (Caddy's default).
+                    flush_interval: -1,
+                    transport: { protocol: 'http', keep_alive: { enabled: true, max_idle_conns_per_host: 32 } },
+                  },
+                ],
+              },
+              // Only /v2/ is routed, as nginx's location; Caddy would answer anything else with an empty 200.
+              { handle: [{ handler: 'static_response', status_code: 404 }] },
+            ],
+            // The registry sets Docker-Distribution-Api-Version on all its answers; the ones without
+            // it are Caddy's own (authentication's 401, a 502), which go through these error routes.
+            // A `headers` handler cannot do it: its deferred (or `require`) ops run only on answers
+            // written through the handler chain, and the server writes a handler's error status
+            // after the chain has returned, so the 401 would go without; a non-deferred `set`
+            // would double the registry's own header, since reverse_proxy adds the upstream's
+            // headers to those already set.
+            errors: {
+              routes: [
+                {
+                  handle: [{ handler: 'static_response', status_code: '{http.error.status_code}', headers: { 'Docker-Distribution-Api-Version': ['registry/2.0'] } }],
+                },
+              ],
+            },
+          },
+        },
+      },
+    },
+  };
+  return `${JSON.stringify(config, null, 2)}\n`;
+}
+
+/**
+ * Caddy as its own process, `caddy run` on caddyConfig()'s JSON, with HOME and the XDG folders it
+ * would write to (its trust store, autosave) under `dir`, so that nothing outside it is touched.
+ */
+export async function startCaddy(dir: string, files: FrontFiles, upstreamPort: number, auth: FrontAuth = 'basic'): Promise<Service> {
+  const port = await freePort();
+  const config = join(dir, 'caddy.json');
+  await writeFile(config, caddyConfig({ ...files, dir, port, upstreamPort, auth, htpasswdText: readFileSync(files.htpasswd, 'utf8') }));
+  const home = join(dir, 'home');
+  const env = {
+    ...process.env,
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, 'config'),
+    XDG_DATA_HOME: join(home, 'data'),
+    XDG_CACHE_HOME: join(home, 'cache'),
+  };
+  return startService('caddy', port, 'caddy', ['run', '--config', config, '--adapter', ''], {
+    logFile: join(dir, 'caddy.out'),
+    env,
+    ready: async () => (await statusOf(`https://127.0.0.1:${port}/v2/`, files.caFile)) === 401,
+  });
+}
+
 /** `--auth token`: the gateway issues bearer tokens at /token to the htpasswd users, and checks them. */
 export interface GatewayTokenAuth {
   /** `--token-key`: made there on first start (not in the working folder's certs/). */
@@ -341,7 +453,14 @@ export async function startGateway(
   dir: string,
   files: FrontFiles,
   upstreamPort: number,
-  options: { cli: string; workers: string | null; auth?: FrontAuth; token?: GatewayTokenAuth },
+  options: {
+    cli: string;
+    workers: string | null;
+    auth?: FrontAuth;
+    token?: GatewayTokenAuth;
+    /** Node flags (`--cpu-prof ...`): then `node FLAGS BIN-FLAGS cli ...`, the bin's own flags kept. */
+    nodeArgs?: readonly string[];
+  },
 ): Promise<Service> {
   const port = await freePort();
   // GATEWAY_* variables from the caller's environment must not change what is measured.
@@ -360,11 +479,22 @@ export async function startGateway(
     ...(options.workers === null ? [] : ['--workers', options.workers]),
   ];
   // Run as installed (`registry-gateway serve`): through its first line, with the V8 flag it sets.
-  return startService('registry-gateway', port, options.cli, args, {
+  // With more Node flags, node is started here instead, with that line's flags as well.
+  const [file, argv] =
+    options.nodeArgs === undefined ? [options.cli, args] : [process.execPath, [...options.nodeArgs, ...binNodeFlags(options.cli), options.cli, ...args]];
+  return startService('registry-gateway', port, file, argv, {
     logFile: join(dir, 'gateway.log'),
     env,
     ready: async () => (await statusOf(`https://127.0.0.1:${port}/v2/`, files.caFile)) === 401,
   });
+}
+
+/** The Node flags on a bin's first line, `#!/usr/bin/env -S node FLAGS`. */
+function binNodeFlags(cli: string): string[] {
+  const first = readFileSync(cli, 'utf8').split('\n', 1)[0] ?? '';
+  const flags = /^#!.*\bnode((?:\s+-\S+)*)\s*$/.exec(first);
+  if (!flags) throw new Error(`${cli} does not start with a #! line running node: ${first}`);
+  return flags[1]!.trim().split(/\s+/).filter((f) => f !== '');
 }
 
 /** The PIDs of a process and all its descendants, from the parent PIDs in /proc/N/stat. */
