@@ -202,7 +202,8 @@ describe('--auth token: the gateway is the token service for docker, podman, sko
       expect((await stored('team/app', '1')).headers.get('docker-content-digest')).toBe(privateDigest);
 
       // The engine had no password: it traded the refresh token for access tokens (POST /token),
-      // and the gateway signed each push and pull in as alice.
+      // and the gateway signed each push and pull in as alice. Log lines may be up to 100 ms late.
+      await eventually(() => logLines().some((l) => l.method === 'GET' && l.path === `/v2/team/app/manifests/${privateDigest}`), 3_000, 50);
       const lines = logLines();
       expect(lines).toContainEqual(expect.objectContaining({ method: 'POST', path: '/token', status: 200, user: USER }));
       expect(lines).toContainEqual(expect.objectContaining({ method: 'PUT', path: '/v2/team/app/manifests/1', status: 201, user: USER }));
@@ -372,6 +373,8 @@ describe('--auth token: the gateway is the token service for docker, podman, sko
       // Still the token of the first login: docker did not log out, the gateway stopped taking it.
       expect((await dockerConfig()).auths?.[dockerHost()]?.identitytoken).toBe(before);
 
+      // Log lines may be up to 100 ms late.
+      await eventually(() => logLines().some((l) => l.path === '/token' && l.status === 401 && l.failureKind === 'auth'), 3_000, 50);
       const lines = logLines();
       expect(lines).toContainEqual(expect.objectContaining({ msg: 'htpasswd file reloaded', htpasswd: htpasswdFile }));
       expect(lines).toContainEqual(
