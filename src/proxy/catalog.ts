@@ -132,7 +132,7 @@ function fetchPage(req: http.IncomingMessage, signal: AbortSignal, state: Forwar
   // would leave the registry waiting for it.
   for (const name of ['content-length', 'transfer-encoding', 'content-type']) delete headers[name];
   return new Promise((resolve, reject) => {
-    const upstreamReq = http.request({ ...upstreamRequestOptions(upstream, 'GET', target, headers), signal }, (upstreamRes) => {
+    const upstreamReq = http.request({ ...upstreamRequestOptions(upstream, 'GET', target, headers, true), signal }, (upstreamRes) => {
       const chunks: Buffer[] = [];
       let size = 0;
       upstreamRes.on('data', (chunk: Buffer) => {

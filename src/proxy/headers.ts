@@ -81,7 +81,7 @@ export interface ResponseContext extends RewriteContext {
    */
   readonly challenge: string | null;
   /** Where such a realm moves: the public origin as this client reaches it (absolute, as a realm must be). */
-  readonly realmOrigin?: string;
+  readonly realmOrigin?: string | undefined;
   /** Whether the request was for the registry API (`/v2/...`). */
   readonly registryApi: boolean;
 }

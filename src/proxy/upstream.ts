@@ -35,16 +35,45 @@ export function createUpstream(url: URL, timeoutMs: number): Upstream {
   return { url, origin: url.origin.toLowerCase(), agent, timeoutMs, close: () => agent.destroy() };
 }
 
-export function upstreamRequestOptions(upstream: Upstream, method: string, path: string, headers: http.OutgoingHttpHeaders): http.RequestOptions {
+/**
+ * Options for one request to the upstream. `bodiless`: the request sends no body (see headLines).
+ */
+export function upstreamRequestOptions(upstream: Upstream, method: string, path: string, headers: http.OutgoingHttpHeaders, bodiless = true): http.RequestOptions {
   return {
     protocol: 'http:',
     hostname: upstream.url.hostname.replace(/^\[|\]$/g, ''),
     port: upstream.url.port || 80,
     method,
     path,
-    headers,
+    headers: headLines(headers, upstream.url.host, method, bodiless),
     agent: upstream.agent,
   };
+}
+
+/** Methods Node sends without any framing header when they have no body (no chunked default). */
+const UNFRAMED_WITHOUT_BODY = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE', 'CONNECT']);
+
+/**
+ * The head as one flat list, name, value, name, value: Node writes such a list as it is, in one
+ * pass, where an object has it set and check each header on its own first, on every request.
+ * Node adds nothing to such a list, so a Host is added here when the headers have none, the one
+ * Node would add (`host`: the upstream URL's host[:port]). And the list is written when the request
+ * is made, before Node knows a body-less request will end empty: without a length it would frame
+ * a POST's or PUT's nothing as chunked, so it gets the `Content-Length: 0` Node itself writes for
+ * it when the head waits for end().
+ */
+export function headLines(headers: http.OutgoingHttpHeaders, host: string, method: string, bodiless: boolean): string[] {
+  const lines: string[] = headers.host === undefined ? ['host', host] : [];
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const one of value) lines.push(name, one);
+    else lines.push(name, String(value));
+  }
+  if (bodiless && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined && !UNFRAMED_WITHOUT_BODY.has(method)) {
+    lines.push('content-length', '0');
+  }
+  return lines;
 }
 
 export interface UpstreamFailure extends Failure {

@@ -20,6 +20,8 @@ const NOTICE_INTERVAL_MS = 60_000;
 
 interface Connection {
   readonly socket: Socket;
+  /** connectionKey() of the socket. */
+  readonly key: string;
   /** Requests in progress on it. */
   active: number;
   /** Let in beyond the limit: may only ask for health, and is closed after one answer. */
@@ -88,7 +90,7 @@ export function limitConnections(server: Server, options: ConnectionLimitOptions
         return;
       }
     }
-    const conn: Connection = { socket, active: 0, reserve };
+    const conn: Connection = { socket, key, active: 0, reserve };
     if (reserve) reserved++;
     all.set(key, conn);
     idle.set(key, conn);
@@ -97,17 +99,30 @@ export function limitConnections(server: Server, options: ConnectionLimitOptions
 
   if (options.max > 0) server.on('connection', admit);
 
+  // A request's socket is the TLS one, not the raw one admitted: found by key on its first
+  // request, then remembered for the keep-alive requests after it.
+  const known = new WeakMap<Socket, Connection>();
+  const connectionOf = (socket: Socket): Connection | undefined => {
+    let conn = known.get(socket);
+    if (conn !== undefined) return conn;
+    const key = connectionKey(socket);
+    conn = key === null ? undefined : all.get(key);
+    if (conn !== undefined) known.set(socket, conn);
+    return conn;
+  };
+
   const guard = (handler: Handler): Handler => {
     if (options.max === 0) return handler;
     return (req, res) => {
-      const key = connectionKey(req.socket);
-      const conn = key === null ? undefined : all.get(key);
+      const conn = connectionOf(req.socket);
       if (conn === undefined) return handler(req, res);
+      const { key } = conn;
       conn.active++;
-      idle.delete(key!);
-      res.once('close', () => {
+      idle.delete(key);
+      // 'close' comes once per response: on() spares once()'s wrapper, made for every request.
+      res.on('close', () => {
         conn.active--;
-        if (conn.active === 0 && all.get(key!) === conn) idle.set(key!, conn);
+        if (conn.active === 0 && all.get(key) === conn) idle.set(key, conn);
       });
       if (!conn.reserve) return handler(req, res);
       res.setHeader('connection', 'close');
