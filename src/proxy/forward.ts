@@ -133,7 +133,8 @@ function start(
   change: Change | null,
 ): void {
   const { upstream } = settings;
-  const upstreamReq = http.request(upstreamRequestOptions(upstream, req.method ?? 'GET', req.url ?? '/', headers, !declaresBody(req)));
+  const hasBody = declaresBody(req);
+  const upstreamReq = http.request(upstreamRequestOptions(upstream, req.method ?? 'GET', req.url ?? '/', headers, !hasBody));
 
   // No traffic with the upstream for this long: while the client is still sending, the client
   // stalled (408); otherwise the upstream did (504).
@@ -146,7 +147,7 @@ function start(
     if (socket.connecting) socket.setTimeout(upstream.timeoutMs);
   });
 
-  if (declaresBody(req)) {
+  if (hasBody) {
     relayRequestBody(req, upstreamReq, state, settings.reclaim);
   } else {
     // Most registry requests (GET, HEAD, an empty POST) have no body: send them at once instead

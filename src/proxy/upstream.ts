@@ -8,6 +8,9 @@ import type { Failure } from '../registry/failure.js';
 export interface Upstream {
   readonly url: URL;
   readonly origin: string;
+  /** Where requests connect: the URL's host name (an IPv6 address without its brackets) and port. */
+  readonly hostname: string;
+  readonly port: string | number;
   readonly agent: http.Agent;
   readonly timeoutMs: number;
   close(): void;
@@ -32,7 +35,15 @@ export function createUpstream(url: URL, timeoutMs: number): Upstream {
     // to go upstream in one write, instead of pausing the client after every record.
     writableHighWaterMark: UPSTREAM_WRITE_BUFFER,
   } as http.AgentOptions);
-  return { url, origin: url.origin.toLowerCase(), agent, timeoutMs, close: () => agent.destroy() };
+  return {
+    url,
+    origin: url.origin.toLowerCase(),
+    hostname: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port || 80,
+    agent,
+    timeoutMs,
+    close: () => agent.destroy(),
+  };
 }
 
 /**
@@ -41,8 +52,8 @@ export function createUpstream(url: URL, timeoutMs: number): Upstream {
 export function upstreamRequestOptions(upstream: Upstream, method: string, path: string, headers: http.OutgoingHttpHeaders, bodiless = true): http.RequestOptions {
   return {
     protocol: 'http:',
-    hostname: upstream.url.hostname.replace(/^\[|\]$/g, ''),
-    port: upstream.url.port || 80,
+    hostname: upstream.hostname,
+    port: upstream.port,
     method,
     path,
     headers: headLines(headers, upstream.url.host, method, bodiless),
